@@ -1,0 +1,40 @@
+"""nas-gym: neural architecture search as Gymnasium environments.
+
+``import nas_gym`` registers ``NASCifar-v0``, ``NASBench201-v0`` and ``NASBenchMacro-v0``.
+"""
+
+from __future__ import annotations
+
+from gymnasium.envs.registration import register, registry
+
+__version__ = "0.1.0"
+
+ENVS: dict[str, str] = {
+    "NASCifar-v0": "trains each sampled network on CIFAR-10; reward = validation accuracy",
+    "NASBench201-v0": "NAS-Bench-201 cell space, reward looked up in the benchmark table",
+    "NASBenchMacro-v0": "NAS-Bench-Macro chain space, reward looked up in the benchmark table",
+}
+"""Registered ids and a one-line description of each."""
+
+_SPECS = {
+    # nondeterministic: GPU training is not bit-reproducible.
+    "NASCifar-v0": ("nas_gym.envs.cifar:NASCifarEnv", True, 31),
+    "NASBench201-v0": ("nas_gym.envs.tables:NASBench201Env", False, 6),
+    "NASBenchMacro-v0": ("nas_gym.envs.tables:NASBenchMacroEnv", False, 8),
+}
+
+for _id, (_entry_point, _nondeterministic, _max_steps) in _SPECS.items():
+    if _id not in registry:
+        # max_episode_steps: the longest episode of the default space; it is a safety net only,
+        # episodes end by themselves. Pass max_episode_steps= to gym.make for longer custom spaces.
+        register(
+            id=_id,
+            entry_point=_entry_point,
+            nondeterministic=_nondeterministic,
+            max_episode_steps=_max_steps,
+        )
+
+from nas_gym.envs import NASEnv  # noqa: E402
+from nas_gym.spaces import SearchSpace, make_space  # noqa: E402
+
+__all__ = ["ENVS", "NASEnv", "SearchSpace", "__version__", "make_space"]

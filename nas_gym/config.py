@@ -1,0 +1,16 @@
+"""Where nas-gym finds its data and keeps its caches."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DATA_ENV_VAR = "NAS_GYM_DATA"
+DEFAULT_DATA_DIR = Path("~/.cache/nas_gym")
+
+
+def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
+    """``data_dir`` if given, else ``$NAS_GYM_DATA``, else ``~/.cache/nas_gym`` (expanded)."""
+    if data_dir is None:
+        data_dir = os.environ.get(DATA_ENV_VAR) or DEFAULT_DATA_DIR
+    return Path(data_dir).expanduser()

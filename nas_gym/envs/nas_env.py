@@ -1,0 +1,226 @@
+"""The environment every nas-gym id is built on: one step = one architecture decision."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from nas_gym.evaluation.runner import EvaluationRunner, Evaluator
+from nas_gym.evaluation.store import EvaluationStore
+from nas_gym.objectives import Objective, make_objective
+from nas_gym.spaces import SearchSpace, make_space
+
+
+class InvalidActionError(ValueError):
+    """An action outside ``Discrete(n)`` or of a type that is not an integer."""
+
+
+def _as_action(action: Any, n: int) -> int:
+    """``action`` as a Python int in ``0..n-1``; raises :class:`InvalidActionError` otherwise."""
+    value = action
+    if isinstance(value, np.ndarray):
+        if value.size != 1:
+            raise InvalidActionError(
+                f"expected one integer action in 0..{n - 1}, got an array of shape {value.shape}"
+            )
+        value = value.reshape(()).item()
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise InvalidActionError(
+            f"expected an integer action in 0..{n - 1} (Discrete({n})), got {action!r} of type "
+            f"{type(action).__name__}"
+        )
+    value = int(value)
+    if not 0 <= value < n:
+        raise InvalidActionError(f"expected an action in 0..{n - 1} (Discrete({n})), got {value}")
+    return value
+
+
+class NASEnv(gym.Env[np.ndarray, np.int64]):
+    """Neural architecture search as an episode: each step takes one architecture decision, the
+    last step evaluates the architecture.
+
+    This is the class behind ``NASCifar-v0``, ``NASBench201-v0`` and ``NASBenchMacro-v0``; they
+    differ only in the default space and the evaluator (the reward backend). Use it directly to
+    search any :class:`~nas_gym.spaces.SearchSpace` with any evaluator.
+
+    ## Action Space
+
+    ``Discrete(n)``, ``n`` = the largest number of choices of any decision of the space. The
+    choices valid at each step are ``info["action_mask"]`` (also ``env.action_masks()``, which
+    sb3-contrib's ``MaskablePPO`` reads): the first ``k`` actions when the current decision has
+    ``k`` choices.
+
+    **Masked actions** (``k <= a < n``) never raise: action ``a`` takes choice ``a % k``. Every
+    action therefore maps to a valid choice and an agent that knows no masks (vanilla PPO, SB3's
+    ``check_env``) still learns. An action outside ``0..n-1``, or one that is not an integer,
+    raises :class:`InvalidActionError`.
+
+    ## Observation Space
+
+    ``MultiDiscrete([c_0 + 1, ..., c_{L-1} + 1])`` with ``L`` = the longest episode and ``c_i``
+    the most choices at position ``i``: entry ``i`` is 0 while decision ``i`` is not taken, else
+    ``1 +`` its choice. SB3 one-hot encodes it for ``MlpPolicy``.
+
+    ## Rewards
+
+    0 on every step but the last. The last step returns the objective (``reward=``) of the
+    architecture's metrics: by default the validation accuracy as a fraction in [0, 1]. An
+    evaluation that failed (status other than ``"ok"``) returns ``failure_reward`` (default 0).
+
+    ## Episode End
+
+    The episode terminates (``terminated=True``) on the step that completes the architecture;
+    it never truncates. Episode length is the number of decisions of the architecture.
+
+    ## Info
+
+    Every step: ``action_mask``, ``decision`` (name of the next decision, ``None`` at the end),
+    ``arch_prefix`` (choice indices so far). The last step adds ``arch`` (canonical string,
+    accepted by ``space.parse``), ``accuracy``, ``params``, ``flops``, ``train_seconds``,
+    ``cached``, ``status`` and whatever else the evaluator returns (``test_accuracy`` for tables).
+
+    ## Arguments
+
+    - ``space``: preset name or :class:`~nas_gym.spaces.SearchSpace`.
+    - ``evaluator``: callable ``arch_string -> {"accuracy": ..., ...}`` (the reward backend).
+    - ``reward``: ``"accuracy"``, another name of :data:`nas_gym.objectives.OBJECTIVES`, or a
+      callable ``metrics -> float``.
+    - ``store``: path or :class:`~nas_gym.evaluation.store.EvaluationStore` of finished
+      evaluations shared between processes; ``None`` keeps an in-process cache only.
+    - ``render_mode``: ``None`` or ``"ansi"`` (``render()`` returns the architecture as text,
+      one decision a line).
+    - ``failure_reward``: the reward of an evaluation with status ``diverged``, ``oom`` or
+      ``failed``.
+
+    ## Version History
+
+    - v0: initial release.
+
+    Example:
+        >>> from nas_gym.envs import NASEnv
+        >>> env = NASEnv("nb201", evaluator=lambda arch: {"accuracy": 0.5})
+        >>> obs, info = env.reset(seed=0)
+        >>> terminated = False
+        >>> while not terminated:
+        ...     obs, reward, terminated, truncated, info = env.step(0)
+        >>> info["arch"], reward
+        ('|none~0|+|none~0|none~1|+|none~0|none~1|none~2|', 0.5)
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+
+    def __init__(
+        self,
+        space: str | SearchSpace,
+        evaluator: Evaluator,
+        reward: str | Objective = "accuracy",
+        store: EvaluationStore | str | os.PathLike[str] | None = None,
+        render_mode: str | None = None,
+        failure_reward: float = 0.0,
+    ):
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"expected render_mode in {[None, *self.metadata['render_modes']]}, got {render_mode!r}"
+            )
+        self.space: SearchSpace = make_space(space)
+        self.objective: Objective = make_objective(reward)
+        self.runner = EvaluationRunner(evaluator, self.space.name, store)
+        self.render_mode = render_mode
+        self.failure_reward = float(failure_reward)
+        self.action_space = spaces.Discrete(self.space.num_actions)
+        self.observation_space = spaces.MultiDiscrete(
+            np.array(self.space.slot_choices, dtype=np.int64) + 1
+        )
+        self._prefix: list[int] = []
+        self._done = True
+        self._last_info: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ gymnasium API
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        self._prefix = []
+        self._done = False
+        self._last_info = self._step_info()
+        return self._observation(), dict(self._last_info)
+
+    def step(self, action: Any) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
+        a = _as_action(action, self.space.num_actions)
+        if self._done:
+            raise RuntimeError("expected reset() before step(): the episode has ended")
+        decision = self.space.next_decision(self._prefix)
+        assert decision is not None  # the episode would have ended
+        self._prefix.append(a % decision.num_choices)
+        info = self._step_info()
+        reward = 0.0
+        terminated = info["decision"] is None
+        if terminated:
+            self._done = True
+            metrics = self.evaluate(tuple(self._prefix))
+            info.update(metrics)
+            reward = self.reward_of(metrics)
+        self._last_info = info
+        return self._observation(), reward, terminated, False, dict(info)
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi":
+            return None
+        lines = []
+        prefix = self._prefix
+        for i in range(len(prefix) + 1):
+            decision = self.space.next_decision(prefix[:i])
+            if decision is None:
+                break
+            label = decision.choices[prefix[i]] if i < len(prefix) else "?"
+            lines.append(f"{decision.name:>20}: {label}")
+        if self._done and "arch" in self._last_info:
+            info = self._last_info
+            lines.append(
+                f"{'result':>20}: accuracy {info['accuracy']:.4f}, status {info['status']}"
+                + (" (cached)" if info.get("cached") else "")
+            )
+        return "\n".join(lines) + "\n"
+
+    # ------------------------------------------------------------------ masks and evaluation
+    def action_masks(self) -> np.ndarray:
+        """The valid actions of the current step (what ``info["action_mask"]`` holds)."""
+        return self.space.action_mask(self._prefix)
+
+    def evaluate(self, arch: Any) -> dict[str, Any]:
+        """Metrics of a complete architecture (choice tuple or string), through the same cache,
+        store and evaluator as an episode: ``arch``, ``cached`` and the evaluator's metrics."""
+        values = self.space.validate(arch)
+        text = self.space.format(values)
+        metrics, cached = self.runner.evaluate(text)
+        return {**metrics, "arch": text, "cached": cached}
+
+    def reward_of(self, metrics: Mapping[str, Any]) -> float:
+        """The reward of an evaluation: the objective, or ``failure_reward`` when it failed."""
+        if metrics["status"] != "ok":
+            return self.failure_reward
+        return float(self.objective(metrics))
+
+    # ------------------------------------------------------------------ helpers
+    def _observation(self) -> np.ndarray:
+        obs = np.zeros(self.space.max_decisions, dtype=np.int64)
+        obs[: len(self._prefix)] = np.asarray(self._prefix, dtype=np.int64) + 1
+        return obs
+
+    def _step_info(self) -> dict[str, Any]:
+        decision = self.space.next_decision(self._prefix)
+        return {
+            "action_mask": self.space.action_mask(self._prefix),
+            "decision": None if decision is None else decision.name,
+            "arch_prefix": tuple(self._prefix),
+        }
+
+    def close(self) -> None:
+        if self.runner.store is not None:
+            self.runner.store.close()
+        super().close()

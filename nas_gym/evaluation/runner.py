@@ -1,0 +1,121 @@
+"""The evaluation path behind every env: in-process cache, persistent store, the evaluator
+itself, and the mapping of exceptions to a failure status."""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+from nas_gym.evaluation.metrics import failure_metrics, normalize_metrics
+from nas_gym.evaluation.store import EvaluationStore
+
+Evaluator = Callable[[str], dict[str, Any]]
+"""Anything that takes the canonical architecture string and returns a metrics dict with at
+least ``"accuracy"`` (a fraction)."""
+
+
+def evaluator_fingerprint(evaluator: Evaluator) -> str:
+    """The identity of an evaluator in the store: its ``fingerprint`` attribute (built-in
+    backends name backend, budget, seed and code version there), else its qualified name."""
+    fingerprint = getattr(evaluator, "fingerprint", None)
+    if callable(fingerprint):
+        fingerprint = fingerprint()
+    if isinstance(fingerprint, str):
+        return fingerprint
+    target = evaluator if hasattr(evaluator, "__qualname__") else type(evaluator)
+    return f"{target.__module__}.{target.__qualname__}"
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    if isinstance(exc, MemoryError):
+        return True
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError)
+
+
+def _free_accelerator_memory() -> None:
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+class EvaluationRunner:
+    """Evaluates canonical architecture strings of one space with one evaluator.
+
+    Results are cached in-process (``cached=True`` on a hit) and, with a ``store``, looked up
+    before and written after each evaluation. An evaluator that raises gives status ``failed``
+    (``oom`` for out-of-memory) instead of propagating, so a long search goes on; those two
+    statuses are not written to the store (they may pass on a later try).
+    """
+
+    def __init__(
+        self,
+        evaluator: Evaluator,
+        space: str,
+        store: EvaluationStore | str | os.PathLike[str] | None = None,
+    ):
+        if not callable(evaluator):
+            raise TypeError(
+                "expected evaluator as a callable taking the architecture string and returning "
+                f"a dict with 'accuracy', got {type(evaluator).__name__}"
+            )
+        self.evaluator = evaluator
+        self.space = space
+        self.fingerprint = evaluator_fingerprint(evaluator)
+        self.store = store if store is None or isinstance(store, EvaluationStore) else EvaluationStore(store)
+        self._cache: dict[str, dict[str, Any]] = {}
+        self.calls = 0
+        """How many times the evaluator itself ran (cache and store hits excluded)."""
+
+    def lookup(self, arch: str) -> dict[str, Any] | None:
+        """The cached or stored metrics of ``arch``, or ``None``."""
+        if arch in self._cache:
+            return dict(self._cache[arch])
+        if self.store is not None:
+            stored = self.store.get(self.space, arch, self.fingerprint)
+            if stored is not None:
+                self._cache[arch] = stored
+                return dict(stored)
+        return None
+
+    def evaluate(self, arch: str) -> tuple[dict[str, Any], bool]:
+        """``(metrics, cached)`` for the canonical string ``arch``."""
+        hit = self.lookup(arch)
+        if hit is not None:
+            return hit, True
+        metrics = self.run_evaluator(self.evaluator, arch)
+        self.calls += 1
+        self.record(arch, metrics)
+        return dict(metrics), False
+
+    def record(self, arch: str, metrics: dict[str, Any]) -> None:
+        """Remember ``metrics`` of ``arch`` (in-process, and in the store when it is final)."""
+        self._cache[arch] = dict(metrics)
+        if self.store is not None and metrics["status"] in ("ok", "diverged"):
+            self.store.put(self.space, arch, self.fingerprint, metrics)
+
+    @staticmethod
+    def run_evaluator(evaluator: Evaluator, arch: str) -> dict[str, Any]:
+        """Call ``evaluator(arch)`` and complete its metrics; exceptions become a failure status."""
+        start = time.perf_counter()
+        try:
+            raw = evaluator(arch)
+        except Exception as exc:  # noqa: BLE001 - any trainer failure must not end the search
+            seconds = time.perf_counter() - start
+            if _is_out_of_memory(exc):
+                _free_accelerator_memory()
+                return failure_metrics("oom", f"{type(exc).__name__}: {exc}", seconds)
+            warnings.warn(
+                f"evaluation of {arch!r} failed with {type(exc).__name__}: {exc}; "
+                "recorded with status 'failed'",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return failure_metrics("failed", f"{type(exc).__name__}: {exc}", seconds)
+        return normalize_metrics(raw, time.perf_counter() - start)
