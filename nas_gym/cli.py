@@ -1,0 +1,253 @@
+"""The ``nas-gym`` command line: ``envs``, ``agents``, ``search``, ``compare``, ``train``.
+
+Wrong arguments end with exit code 2 and one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from nas_gym.errors import did_you_mean
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """Bad input from the command line: printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line instead of usage + message
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def _budget(text: str) -> str | dict[str, Any]:
+    """A budget name, or a JSON object of overrides (``'{"epochs": 2}'``)."""
+    if text.lstrip().startswith("{"):
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"expected a budget name or a JSON object, got {text!r}") from exc
+        return value
+    return text
+
+
+def _check_env_id(env_id: str) -> str:
+    from nas_gym import ENVS
+
+    if env_id not in ENVS:
+        raise UsageError(f"unknown env {env_id!r}: expected one of {', '.join(ENVS)}{did_you_mean(env_id, ENVS)}")
+    return env_id
+
+
+def _check_agent(name: str) -> str:
+    from agents import list_agents
+
+    names = list(list_agents())
+    if name not in names:
+        raise UsageError(f"unknown agent {name!r}: expected one of {', '.join(names)}{did_you_mean(name, names)}")
+    return name
+
+
+def _env_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    from nas_gym.runs import env_accepts
+
+    kwargs: dict[str, Any] = {}
+    for option, key in (("budget", "budget"), ("device", "device"), ("space", "space")):
+        value = getattr(args, option, None)
+        if value is None:
+            continue
+        if not env_accepts(args.env, key):
+            raise UsageError(f"--{option} is not an option of {args.env} (NASCifar-v0 takes it)")
+        kwargs[key] = value
+    return kwargs
+
+
+# ---------------------------------------------------------------------- commands
+def cmd_envs(args: argparse.Namespace) -> int:
+    from nas_gym import ENVS
+
+    width = max(map(len, ENVS))
+    for env_id, description in ENVS.items():
+        print(f"{env_id:<{width}}  {description}")
+    return 0
+
+
+def cmd_agents(args: argparse.Namespace) -> int:
+    from agents import list_agents
+
+    agents = list_agents()
+    width = max(map(len, agents))
+    for name, description in agents.items():
+        print(f"{name:<{width}}  {description}")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from nas_gym.runs import SearchConfig, run_search
+
+    out = Path(args.out) if args.out else Path("runs") / f"{args.env}-{args.agent}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if args.resume and not args.out:
+        raise UsageError("nas-gym search: --resume needs --out DIR, the folder of the run to continue")
+    if args.episodes is None and args.budget_seconds is None:
+        raise UsageError("nas-gym search: expected --episodes N or --budget-seconds T, got neither")
+    config = SearchConfig(
+        env=_check_env_id(args.env),
+        agent=_check_agent(args.agent),
+        episodes=args.episodes,
+        seed=args.seed,
+        budget_seconds=args.budget_seconds,
+        env_kwargs=_env_kwargs(args),
+    )
+    total = args.episodes
+    bar = tqdm(total=total, desc=f"{args.agent} on {args.env}", unit="ep", dynamic_ncols=True, file=sys.stderr)
+
+    def on_episode(record: dict[str, Any], best: dict[str, Any] | None) -> None:
+        bar.n = record["episode"] + 1
+        postfix = {"best": f"{best['reward']:.4f}" if best else "-", "last": f"{record['reward']:.4f}"}
+        if record.get("cached"):
+            postfix["cached"] = "yes"
+        bar.set_postfix(postfix, refresh=False)
+        bar.refresh()
+
+    summary = run_search(config, out, resume=args.resume, on_episode=on_episode)
+    bar.close()
+    print(f"episodes: {summary['episodes']}  best reward: {summary['best_reward']:.4f}")
+    print(f"best architecture: {summary['best_arch']}")
+    print(f"run folder: {out} (history.jsonl, summary.json, evaluations.sqlite)")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from nas_gym.evaluation.trainer import final_train
+    from nas_gym.spaces import make_space
+
+    space = make_space(args.space)
+    arch = space.format(space.parse(args.arch))
+    print(f"training {arch} ({space.name}) with budget {args.budget!r} ...", file=sys.stderr)
+    result = final_train(space, arch, budget=args.budget, device=args.device, seed=args.seed)
+    result = {"space": space.name, "arch": arch, **result}
+    print(f"validation accuracy: {result['val_accuracy']:.4f}")
+    print(f"test accuracy:       {result['test_accuracy']:.4f}")
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "train.json").write_text(json.dumps(result, indent=2, default=str))
+        print(f"written: {out / 'train.json'}")
+    return 0
+
+
+# ---------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="nas-gym", description="Neural architecture search as Gymnasium environments.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    sub.add_parser("envs", help="list the environments").set_defaults(func=cmd_envs)
+    sub.add_parser("agents", help="list the agents").set_defaults(func=cmd_agents)
+
+    search = sub.add_parser("search", help="run one search and write its run folder")
+    search.add_argument("--env", required=True, help="env id, e.g. NASCifar-v0 (see `nas-gym envs`)")
+    search.add_argument("--agent", required=True, help="agent name (see `nas-gym agents`)")
+    search.add_argument("--episodes", type=_positive_int, help="finished episodes to run")
+    search.add_argument("--budget-seconds", type=_positive_float, help="stop at this simulated train time")
+    search.add_argument("--budget", type=_budget, help="NASCifar-v0 training budget: smoke, proxy, full or JSON")
+    search.add_argument("--device", help="NASCifar-v0 device: auto, cpu, cuda, cuda:N")
+    search.add_argument("--space", help="search space preset (NASCifar-v0)")
+    search.add_argument("--seed", type=_non_negative_int, default=0, help="seed of agent and evaluation")
+    search.add_argument("--out", help="run folder (default runs/<env>-<agent>-<time>)")
+    search.add_argument("--resume", action="store_true", help="continue the run in --out")
+    search.set_defaults(func=cmd_search)
+
+    train = sub.add_parser("train", help="final training of one architecture: validation and test accuracy")
+    train.add_argument("--space", default="seed", help="search space preset")
+    train.add_argument("--arch", required=True, help="canonical architecture string")
+    train.add_argument("--budget", type=_budget, default="full", help="smoke, proxy, full or JSON")
+    train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    train.add_argument("--seed", type=_non_negative_int, default=0)
+    train.add_argument("--out", help="folder for train.json")
+    train.set_defaults(func=cmd_train)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``nas-gym`` command."""
+    from nas_gym.data import DataNotFoundError
+    from nas_gym.evaluation.store import StoreError
+    from nas_gym.runs import RunFolderError
+    from nas_gym.spaces import InvalidArchitectureError
+
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        with warnings.catch_warnings():
+            # Show our own warnings as one line each, not with source excerpts.
+            warnings.showwarning = _one_line_warning
+            return int(args.func(args))
+    except UsageError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_USAGE
+    except (
+        # Bad input met deeper down (an architecture that does not parse, a bad budget, a foreign
+        # store): one line, no traceback. NAS_GYM_DEBUG=1 shows the traceback instead.
+        InvalidArchitectureError,
+        RunFolderError,
+        StoreError,
+        DataNotFoundError,
+        ValueError,
+        TypeError,
+    ) as exc:
+        if os.environ.get("NAS_GYM_DEBUG"):
+            raise
+        print(f"nas-gym: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("nas-gym: interrupted; finished episodes are saved (resume with --resume)", file=sys.stderr)
+        return 130
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

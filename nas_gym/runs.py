@@ -1,0 +1,316 @@
+"""A search run on disk: configuration, history, checkpoints, summary and evaluation store.
+
+Layout of a run folder::
+
+    config.json         what was asked (env, agent, episodes, seed, env and agent options)
+    history.jsonl       one JSON object per finished episode, appended and flushed as it ends
+    checkpoint.pt       agent state after the last finished episode (tensors and plain data)
+    evaluations.sqlite  the evaluation store: nothing finished is ever trained again
+    summary.json        best architecture and reward, episodes, timings (at the end)
+
+A killed run resumes from its folder: the history is cut back to the checkpoint (a torn last line
+is dropped with a warning), the agent state is restored, and episodes after the checkpoint are
+replayed from the store without training.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+
+from nas_gym.evaluation.store import EvaluationStore, StoreError
+
+CONFIG = "config.json"
+HISTORY = "history.jsonl"
+CHECKPOINT = "checkpoint.pt"
+STORE = "evaluations.sqlite"
+SUMMARY = "summary.json"
+
+
+class RunFolderError(RuntimeError):
+    """A run folder that cannot be started or resumed as asked."""
+
+
+@dataclass
+class SearchConfig:
+    """Everything that defines a search run (saved as ``config.json``)."""
+
+    env: str
+    """Registered env id, e.g. ``"NASCifar-v0"``."""
+    agent: str
+    """Agent name, e.g. ``"reinforce"``."""
+    episodes: int | None = None
+    """Finished episodes to run (``None``: until ``budget_seconds``)."""
+    seed: int = 0
+    """Seed of the agent and of the evaluation (training seed, table run choice)."""
+    budget_seconds: float | None = None
+    """Stop once the history's cumulative ``train_seconds`` reaches this."""
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Extra keyword arguments of ``gym.make`` (``budget``, ``device``, ``space`` ...)."""
+    agent_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Extra keyword arguments of ``make_agent``."""
+
+    def __post_init__(self) -> None:
+        if self.episodes is None and self.budget_seconds is None:
+            raise ValueError("expected episodes or budget_seconds, got neither")
+        if self.episodes is not None and (not isinstance(self.episodes, int) or self.episodes < 1):
+            raise ValueError(f"expected episodes as a positive integer, got {self.episodes!r}")
+        if self.budget_seconds is not None and not self.budget_seconds > 0:
+            raise ValueError(f"expected budget_seconds > 0, got {self.budget_seconds!r}")
+
+
+def env_accepts(env_id: str, name: str) -> bool:
+    """Whether the env registered as ``env_id`` takes the keyword argument ``name``."""
+    spec = gym.spec(env_id)
+    entry = spec.entry_point
+    target = gym.envs.registration.load_env_creator(entry) if isinstance(entry, str) else entry
+    return name in inspect.signature(target).parameters
+
+
+def make_env(config: SearchConfig, store: str | os.PathLike[str] | None = None) -> gym.Env:
+    """The env of a run: ``gym.make(config.env, **env_kwargs)``, with the run's seed as the
+    evaluation seed where the env has one, and the store where given."""
+    kwargs = dict(config.env_kwargs)
+    if env_accepts(config.env, "eval_seed"):
+        kwargs.setdefault("eval_seed", config.seed)
+    if store is not None:
+        kwargs["store"] = store
+    return gym.make(config.env, **kwargs)
+
+
+class RunFolder:
+    """The files of one run (see the module docstring)."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+
+    @property
+    def store_path(self) -> Path:
+        return self.path / STORE
+
+    # ------------------------------------------------------------------ config
+    def write_config(self, config: SearchConfig) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        _atomic_write(self.path / CONFIG, json.dumps(asdict(config), indent=2).encode())
+
+    def read_config(self) -> SearchConfig:
+        path = self.path / CONFIG
+        if not path.exists():
+            raise RunFolderError(f"expected a run folder with {CONFIG} to resume, got none in {self.path}")
+        try:
+            return SearchConfig(**json.loads(path.read_text()))
+        except (ValueError, TypeError) as exc:
+            raise RunFolderError(f"expected a valid {CONFIG} in {self.path}, got: {exc}") from exc
+
+    # ------------------------------------------------------------------ history
+    def read_history(self) -> list[dict[str, Any]]:
+        """The finished episodes; a torn last line (a crash while writing) is dropped with a warning."""
+        path = self.path / HISTORY
+        if not path.exists():
+            return []
+        lines = path.read_bytes().split(b"\n")
+        records = []
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except ValueError as exc:
+                if any(rest.strip() for rest in lines[number:]):
+                    raise RunFolderError(
+                        f"expected one JSON object per line in {path}, got a broken line {number} "
+                        "in the middle of the file"
+                    ) from exc
+                warnings.warn(
+                    f"{path}: skipped the half-written last line {number} (the run was interrupted "
+                    "while writing it)",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+        return records
+
+    def append_history(self, record: Mapping[str, Any]) -> None:
+        """Append one episode and push it to the disk, so a killed run keeps it."""
+        with open(self.path / HISTORY, "ab") as f:
+            f.write(json.dumps(record, default=_json_default).encode() + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def rewrite_history(self, records: list[dict[str, Any]]) -> None:
+        data = b"".join(json.dumps(r, default=_json_default).encode() + b"\n" for r in records)
+        _atomic_write(self.path / HISTORY, data)
+
+    # ------------------------------------------------------------------ checkpoint
+    def save_checkpoint(self, episodes: int, agent_state: Mapping[str, Any]) -> None:
+        import io
+
+        import torch
+
+        buffer = io.BytesIO()
+        torch.save({"episodes": episodes, "agent": dict(agent_state)}, buffer)
+        _atomic_write(self.path / CHECKPOINT, buffer.getvalue())
+
+    def load_checkpoint(self) -> dict[str, Any] | None:
+        """The last checkpoint, loaded with ``weights_only=True`` (a foreign checkpoint cannot run code)."""
+        path = self.path / CHECKPOINT
+        if not path.exists():
+            return None
+        import torch
+
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - any unpickling failure means: not ours
+            raise RunFolderError(
+                f"expected a checkpoint of tensors and plain data in {path}, got one that does not "
+                f"load safely ({type(exc).__name__}: {str(exc).splitlines()[0]}); it was left untouched"
+            ) from exc
+
+    # ------------------------------------------------------------------ summary
+    def write_summary(self, summary: Mapping[str, Any]) -> None:
+        _atomic_write(self.path / SUMMARY, json.dumps(summary, indent=2, default=_json_default).encode())
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, tuple | set):
+        return list(value)
+    raise TypeError(f"expected JSON-serialisable values, got {type(value).__name__}")
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a crash leaves either the old or the new file."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def best_of(history: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The entry with the highest reward (the first one on ties)."""
+    best = None
+    for record in history:
+        if best is None or record["reward"] > best["reward"]:
+            best = record
+    return best
+
+
+def run_search(
+    config: SearchConfig,
+    out: str | os.PathLike[str],
+    resume: bool = False,
+    on_episode: Callable[[dict[str, Any], dict[str, Any] | None], None] | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) the search ``config`` in the folder ``out``; returns the summary.
+
+    ``on_episode(record, best)`` is called after each finished episode (progress displays).
+    """
+    from agents import make_agent
+
+    folder = RunFolder(out)
+    if resume:
+        saved = folder.read_config()
+        if (saved.env, saved.agent, saved.seed) != (config.env, config.agent, config.seed):
+            raise RunFolderError(
+                f"expected --env, --agent and --seed of the run in {folder.path} "
+                f"({saved.env}, {saved.agent}, {saved.seed}), got ({config.env}, {config.agent}, "
+                f"{config.seed})"
+            )
+        config = SearchConfig(
+            **{**asdict(saved), "episodes": config.episodes or saved.episodes}
+        )
+    elif (folder.path / HISTORY).exists() or (folder.path / CHECKPOINT).exists():
+        raise RunFolderError(
+            f"expected an empty or new folder, got the run in {folder.path}: pass --resume to "
+            "continue it, or another --out"
+        )
+    try:
+        store = EvaluationStore(folder.store_path)
+    except StoreError as exc:
+        raise RunFolderError(str(exc)) from exc
+    folder.write_config(config)
+
+    agent = make_agent(config.agent, seed=config.seed, **config.agent_kwargs)
+    history: list[dict[str, Any]] = []
+    if resume:
+        history = folder.read_history()
+        checkpoint = folder.load_checkpoint()
+        done = 0 if checkpoint is None else int(checkpoint["episodes"])
+        if checkpoint is not None:
+            if done > len(history):
+                raise RunFolderError(
+                    f"expected at least {done} episodes in {folder.path / HISTORY} (the checkpoint's), "
+                    f"got {len(history)}"
+                )
+            agent.load_state_dict(checkpoint["agent"])
+        # Episodes after the checkpoint are replayed by the restored agent; their evaluations
+        # come back from the store, so nothing is trained twice.
+        history = history[:done]
+        folder.rewrite_history(history)
+
+    env = make_env(config, store=store.path)
+    offset = len(history)
+    prior_seconds = sum(float(r.get("train_seconds", 0.0)) for r in history)
+    started = time.time()
+
+    def callback(record: dict[str, Any]) -> bool:
+        record = dict(record)
+        record["episode"] = offset + int(record["episode"])
+        record["cumulative_seconds"] = prior_seconds + float(record.get("cumulative_seconds", 0.0))
+        history.append(record)
+        folder.append_history(record)
+        folder.save_checkpoint(len(history), agent.state_dict())
+        if on_episode is not None:
+            on_episode(record, best_of(history))
+        return True
+
+    remaining = None if config.episodes is None else config.episodes - offset
+    budget_left = (
+        None if config.budget_seconds is None else config.budget_seconds - prior_seconds
+    )
+    finished = (remaining is not None and remaining <= 0) or (
+        budget_left is not None and budget_left <= 0
+    )
+    if not finished:
+        agent.search(env, episodes=remaining, budget_seconds=budget_left, callback=callback)
+    env.close()
+    best = best_of(history)
+    summary = {
+        "env": config.env,
+        "agent": config.agent,
+        "seed": config.seed,
+        "episodes": len(history),
+        "best_arch": None if best is None else best["arch"],
+        "best_reward": None if best is None else best["reward"],
+        "best_accuracy": None if best is None else best.get("accuracy"),
+        "best_test_accuracy": None if best is None else best.get("test_accuracy"),
+        "best_episode": None if best is None else best["episode"],
+        "evaluations_stored": len(store),
+        "train_seconds": sum(float(r.get("train_seconds", 0.0)) for r in history),
+        "wall_seconds_this_session": round(time.time() - started, 3),
+        "statuses": _count(r.get("status", "ok") for r in history),
+    }
+    store.close()
+    if not math.isfinite(summary["train_seconds"]):
+        summary["train_seconds"] = None
+    folder.write_summary(summary)
+    return summary
+
+
+def _count(values) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for value in values:
+        counts[value] = counts.get(value, 0) + 1
+    return counts
