@@ -16,6 +16,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -81,9 +82,10 @@ class SearchSpace(ABC):
     def size(self) -> int:
         """The exact number of distinct architectures."""
 
-    @property
+    @cached_property
     def num_actions(self) -> int:
         """The largest number of choices of any decision (the ``Discrete(n)`` of the env)."""
+        # Cached: the env asks for it on every step, and spaces are immutable.
         return max(d.num_choices for d in self.kinds)
 
     # ------------------------------------------------------------------ strings
@@ -199,6 +201,10 @@ class FixedSpace(SearchSpace):
         if not decisions:
             raise ValueError("expected at least one decision, got none")
         self._decisions = tuple(decisions)
+        kinds: dict[str, Decision] = {}
+        for d in self._decisions:
+            kinds.setdefault(d.kind, d)
+        self._kinds = tuple(kinds.values())
 
     def next_decision(self, prefix: Sequence[int]) -> Decision | None:
         i = len(prefix)
@@ -214,10 +220,7 @@ class FixedSpace(SearchSpace):
 
     @property
     def kinds(self) -> tuple[Decision, ...]:
-        seen: dict[str, Decision] = {}
-        for d in self._decisions:
-            seen.setdefault(d.kind, d)
-        return tuple(seen.values())
+        return self._kinds
 
     @property
     def size(self) -> int:
