@@ -2,5 +2,6 @@
 
 from nas_gym.envs.cifar import NASCifarEnv
 from nas_gym.envs.nas_env import InvalidActionError, NASEnv
+from nas_gym.envs.tables import NASBench201Env, NASBenchMacroEnv
 
-__all__ = ["InvalidActionError", "NASCifarEnv", "NASEnv"]
+__all__ = ["InvalidActionError", "NASBench201Env", "NASBenchMacroEnv", "NASCifarEnv", "NASEnv"]
