@@ -91,7 +91,7 @@ def _env_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     from nas_gym.runs import env_accepts
 
     kwargs: dict[str, Any] = {}
-    for option, key in (("budget", "budget"), ("device", "device"), ("space", "space")):
+    for option, key in (("budget", "budget"), ("device", "device"), ("space", "space"), ("reward", "reward")):
         value = getattr(args, option, None)
         if value is None:
             continue
@@ -158,6 +158,46 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from nas_gym.compare import run_compare
+
+    _check_env_id(args.env)
+    agents = [a.strip() for a in args.agents.split(",") if a.strip()]
+    if not agents:
+        raise UsageError("nas-gym compare: expected --agents A,B,..., got none")
+    for agent in agents:
+        _check_agent(agent)
+    if (args.episodes is None) == (args.budget_seconds is None):
+        raise UsageError("nas-gym compare: expected exactly one of --episodes N and --budget-seconds T")
+    out = Path(args.out) if args.out else Path("runs") / f"compare-{args.env}-{time.strftime('%Y%m%d-%H%M%S')}"
+    bar = tqdm(total=len(agents) * args.seeds, desc=f"compare on {args.env}", unit="run", file=sys.stderr)
+
+    def on_result(result) -> None:
+        row = result.row
+        bar.update(1)
+        test = row["test_accuracy"]
+        bar.set_postfix_str(f"{row['agent']} seed {row['seed']}: best {row['best_reward']:.4f}"
+                            + ("" if test is None else f", test {test:.4f}"))
+
+    run_compare(
+        args.env,
+        agents,
+        args.seeds,
+        out,
+        episodes=args.episodes,
+        budget_seconds=args.budget_seconds,
+        env_kwargs=_env_kwargs(args),
+        workers=args.workers,
+        on_result=on_result,
+    )
+    bar.close()
+    print((out / "summary.md").read_text())
+    print(f"written: {out / 'results.csv'}, {out / 'summary.md'}, {out / 'best_so_far.png'}")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from nas_gym.evaluation.trainer import final_train
     from nas_gym.spaces import make_space
@@ -165,7 +205,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     space = make_space(args.space)
     arch = space.format(space.parse(args.arch))
     print(f"training {arch} ({space.name}) with budget {args.budget!r} ...", file=sys.stderr)
-    result = final_train(space, arch, budget=args.budget, device=args.device, seed=args.seed)
+    result = final_train(
+        space,
+        arch,
+        budget=args.budget,
+        device=args.device,
+        seed=args.seed,
+        progress=lambda epoch, epochs: print(f"epoch {epoch}/{epochs}", file=sys.stderr, flush=True),
+    )
     result = {"space": space.name, "arch": arch, **result}
     print(f"validation accuracy: {result['val_accuracy']:.4f}")
     print(f"test accuracy:       {result['test_accuracy']:.4f}")
@@ -193,10 +240,25 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--budget", type=_budget, help="NASCifar-v0 training budget: smoke, proxy, full or JSON")
     search.add_argument("--device", help="NASCifar-v0 device: auto, cpu, cuda, cuda:N")
     search.add_argument("--space", help="search space preset (NASCifar-v0)")
+    search.add_argument("--reward", help="objective: accuracy (default), mnas-params, mnas-flops")
     search.add_argument("--seed", type=_non_negative_int, default=0, help="seed of agent and evaluation")
     search.add_argument("--out", help="run folder (default runs/<env>-<agent>-<time>)")
     search.add_argument("--resume", action="store_true", help="continue the run in --out")
     search.set_defaults(func=cmd_search)
+
+    compare = sub.add_parser("compare", help="compare agents over seeds on one env")
+    compare.add_argument("--env", required=True, help="env id (see `nas-gym envs`)")
+    compare.add_argument("--agents", required=True, help="comma-separated agent names")
+    compare.add_argument("--seeds", type=_positive_int, required=True, help="runs per agent (seeds 0..K-1)")
+    compare.add_argument("--episodes", type=_positive_int, help="episodes per run")
+    compare.add_argument("--budget-seconds", type=_positive_float, help="simulated train seconds per run")
+    compare.add_argument("--budget", type=_budget, help="NASCifar-v0 training budget")
+    compare.add_argument("--device", help="NASCifar-v0 device")
+    compare.add_argument("--space", help="search space preset")
+    compare.add_argument("--reward", help="objective: accuracy (default), mnas-params, mnas-flops")
+    compare.add_argument("--workers", type=_positive_int, help="worker processes (default: CPU cores)")
+    compare.add_argument("--out", help="output folder (default runs/compare-<env>-<time>)")
+    compare.set_defaults(func=cmd_compare)
 
     train = sub.add_parser("train", help="final training of one architecture: validation and test accuracy")
     train.add_argument("--space", default="seed", help="search space preset")

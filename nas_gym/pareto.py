@@ -46,3 +46,52 @@ def pareto_front(points: Iterable[Sequence[float]] | np.ndarray) -> list[int]:
         elif accuracy[i] == best_accuracy and cost[i] == best_cost:
             front.append(i)
     return front
+
+
+def plot_pareto(
+    history: Sequence[dict],
+    path: str,
+    cost: str = "params",
+    title: str | None = None,
+) -> list[int]:
+    """Scatter every evaluated architecture of a search as accuracy against ``cost`` and draw the
+    Pareto front; writes a PNG to ``path`` and returns the history indices on the front.
+
+    Entries without ``cost`` (``None``), with a failed status, or repeating an architecture
+    already shown are left out. Accuracy is the validation ``accuracy`` of each record (what the
+    search saw), not its reward.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kept, seen = [], set()
+    for i, record in enumerate(history):
+        if record.get(cost) is not None and record.get("status", "ok") == "ok" and record["arch"] not in seen:
+            seen.add(record["arch"])
+            kept.append(i)
+    if not kept:
+        raise ValueError(f"expected history entries with {cost!r}, got none (this backend does not report it)")
+    points = np.array([(history[i]["accuracy"], history[i][cost]) for i in kept], dtype=np.float64)
+    front = pareto_front(points)
+    scale, unit = (1e6, "M") if points[:, 1].max() >= 1e6 else (1e3, "k")
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.scatter(points[:, 1] / scale, 100 * points[:, 0], s=14, alpha=0.5, label="evaluated")
+    ax.step(
+        points[front, 1] / scale,
+        100 * points[front, 0],
+        where="post",
+        color="C3",
+        marker="o",
+        label=f"Pareto front ({len(front)})",
+    )
+    ax.set_xlabel(f"{cost} ({unit})")
+    ax.set_ylabel("accuracy seen by the search (%)")
+    ax.set_title(title or f"accuracy against {cost}: {len(kept)} architectures")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return [kept[i] for i in front]

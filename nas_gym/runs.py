@@ -7,6 +7,7 @@ Layout of a run folder::
     checkpoint.pt       agent state after the last finished episode (tensors and plain data)
     evaluations.sqlite  the evaluation store: nothing finished is ever trained again
     summary.json        best architecture and reward, episodes, timings (at the end)
+    pareto.png          accuracy against params with the Pareto front (backends that report params)
 
 A killed run resumes from its folder: the history is cut back to the checkpoint (a torn last line
 is dropped with a warning), the agent state is restored, and episodes after the checkpoint are
@@ -35,6 +36,7 @@ HISTORY = "history.jsonl"
 CHECKPOINT = "checkpoint.pt"
 STORE = "evaluations.sqlite"
 SUMMARY = "summary.json"
+PARETO = "pareto.png"
 
 
 class RunFolderError(RuntimeError):
@@ -305,6 +307,11 @@ def run_search(
     store.close()
     if not math.isfinite(summary["train_seconds"]):
         summary["train_seconds"] = None
+    if any(r.get("params") is not None for r in history):
+        from nas_gym.pareto import plot_pareto
+
+        front = plot_pareto(history, str(folder.path / PARETO), cost="params", title=f"{config.env}: {config.agent}")
+        summary["pareto_front"] = [history[i]["arch"] for i in front]
     folder.write_summary(summary)
     return summary
 

@@ -1,0 +1,286 @@
+"""Compare agents over seeds on one env: ``results.csv``, ``summary.md``, ``best_so_far.png``.
+
+Each (agent, seed) run is one search with a fresh env and agent; runs are spread over worker
+processes. A run selects the architecture with the best reward it saw; its ``test_accuracy``
+(where the backend has one) is what the benchmark literature reports.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import multiprocessing as mp
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RESULT_COLUMNS = (
+    "agent",
+    "seed",
+    "episodes",
+    "best_reward",
+    "test_accuracy",
+    "simulated_seconds",
+    "wall_seconds",
+    "best_arch",
+    "regret_reward",
+    "regret_test",
+)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One search of a comparison."""
+
+    env: str
+    agent: str
+    seed: int
+    episodes: int | None
+    budget_seconds: float | None
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    max_episodes: int | None = None
+    """With a time budget: a cap on episodes, so an agent that repeats cached architectures ends."""
+
+
+@dataclass
+class RunResult:
+    """What one search produced: a row of ``results.csv`` and its best-so-far curve."""
+
+    row: dict[str, Any]
+    curve: list[tuple[float, float]]
+    """``(cumulative simulated seconds, best-so-far value)`` after each episode; the value is
+    the test accuracy of the best-reward architecture so far where the backend has one, else
+    the best reward."""
+
+
+def optimum_of(env: Any) -> dict[str, float]:
+    """The backend's known optima (``{"reward": ..., "test_accuracy": ...}``), where it has them."""
+    evaluator = env.unwrapped.runner.evaluator
+    optimum = getattr(evaluator, "optimum", None)
+    if callable(optimum):
+        optimum = optimum()
+    return dict(optimum) if isinstance(optimum, dict) else {}
+
+
+def run_one(spec: RunSpec) -> RunResult:
+    """Run one search (also the body of a worker process)."""
+    import gymnasium as gym
+
+    import nas_gym  # noqa: F401 - registers the env ids in a fresh worker
+    from agents import make_agent
+    from nas_gym.runs import env_accepts
+
+    kwargs = dict(spec.env_kwargs)
+    if env_accepts(spec.env, "eval_seed"):
+        kwargs.setdefault("eval_seed", spec.seed)
+    env = gym.make(spec.env, **kwargs)
+    agent = make_agent(spec.agent, seed=spec.seed)
+    episodes = spec.episodes
+    if episodes is None and spec.max_episodes is not None:
+        episodes = spec.max_episodes
+    def refuse_free_clock(record: dict[str, Any]) -> None:
+        # A backend that records no training time (NAS-Bench-Macro) would never use up a time budget.
+        if spec.budget_seconds is not None and record["episode"] == 0 and not record["train_seconds"] > 0:
+            raise ValueError(
+                f"expected {spec.env} to record training time for --budget-seconds, got "
+                f"{record['train_seconds']!r} s for an evaluation: use --episodes"
+            )
+
+    started = time.perf_counter()
+    result = agent.search(env, episodes=episodes, budget_seconds=spec.budget_seconds, callback=refuse_free_clock)
+    wall = time.perf_counter() - started
+    history = result.history
+    optimum = optimum_of(env)
+    env.close()
+
+    curve, best = [], None
+    for record in history:
+        if best is None or record["reward"] > best["reward"]:
+            best = record
+        curve.append((float(record["cumulative_seconds"]), float(best.get("test_accuracy", best["reward"]))))
+    test = None if best is None else best.get("test_accuracy")
+    row = {
+        "agent": spec.agent,
+        "seed": spec.seed,
+        "episodes": len(history),
+        "best_reward": None if best is None else best["reward"],
+        "test_accuracy": test,
+        "simulated_seconds": history[-1]["cumulative_seconds"] if history else 0.0,
+        "wall_seconds": round(wall, 3),
+        "best_arch": None if best is None else best["arch"],
+        # The table's optimum is the best accuracy, so a regret of the reward needs reward=accuracy.
+        "regret_reward": None
+        if best is None or "reward" not in optimum or spec.env_kwargs.get("reward", "accuracy") != "accuracy"
+        else optimum["reward"] - best["reward"],
+        "regret_test": None if test is None or "test_accuracy" not in optimum else optimum["test_accuracy"] - test,
+    }
+    return RunResult(row=row, curve=curve)
+
+
+def run_compare(
+    env: str,
+    agents: Sequence[str],
+    seeds: int,
+    out: str | os.PathLike[str],
+    episodes: int | None = None,
+    budget_seconds: float | None = None,
+    env_kwargs: dict[str, Any] | None = None,
+    workers: int | None = None,
+    max_episodes: int | None = 10_000,
+    on_result: Callable[[RunResult], None] | None = None,
+) -> list[RunResult]:
+    """Run every agent with seeds ``0..seeds-1`` and write the three outputs into ``out``."""
+    if episodes is None and budget_seconds is None:
+        raise ValueError("expected episodes or budget_seconds, got neither")
+    if seeds < 1:
+        raise ValueError(f"expected seeds >= 1, got {seeds}")
+    specs = [
+        RunSpec(env, agent, seed, episodes, budget_seconds, dict(env_kwargs or {}), max_episodes)
+        for agent in agents
+        for seed in range(seeds)
+    ]
+    workers = max(1, min(workers or os.cpu_count() or 1, len(specs)))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    results: list[RunResult] = []
+    if workers == 1:
+        for spec in specs:
+            results.append(run_one(spec))
+            if on_result:
+                on_result(results[-1])
+    else:
+        # spawn: workers must not inherit a parent's torch threads or CUDA state.
+        with mp.get_context("spawn").Pool(workers) as pool:
+            for result in pool.imap_unordered(run_one, specs):
+                results.append(result)
+                if on_result:
+                    on_result(result)
+    order = {(s.agent, s.seed): i for i, s in enumerate(specs)}
+    results.sort(key=lambda r: order[(r.row["agent"], r.row["seed"])])
+    write_results_csv(out / "results.csv", results)
+    (out / "summary.md").write_text(summary_markdown(env, agents, results, episodes, budget_seconds))
+    plot_best_so_far(out / "best_so_far.png", env, agents, results, budget_seconds)
+    return results
+
+
+def write_results_csv(path: Path, results: Sequence[RunResult]) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=RESULT_COLUMNS)
+        writer.writeheader()
+        for result in results:
+            writer.writerow({k: "" if result.row.get(k) is None else result.row[k] for k in RESULT_COLUMNS})
+
+
+def _mean_std(values: Sequence[float | None], scale: float = 1.0, digits: int = 2) -> str:
+    clean = [v * scale for v in values if v is not None and math.isfinite(v)]
+    if not clean:
+        return "n/a"
+    std = float(np.std(clean, ddof=1)) if len(clean) > 1 else 0.0
+    return f"{np.mean(clean):.{digits}f} ± {std:.{digits}f}"
+
+
+def summary_markdown(
+    env: str,
+    agents: Sequence[str],
+    results: Sequence[RunResult],
+    episodes: int | None,
+    budget_seconds: float | None,
+) -> str:
+    budget = f"{episodes} episodes" if episodes is not None else f"{budget_seconds:g} simulated seconds"
+    lines = [
+        f"# {env}: {', '.join(agents)}",
+        "",
+        f"Budget per run: {budget}. Mean ± std over seeds; accuracies in percent; regret = the "
+        "table's optimum minus the run's value (percentage points).",
+        "",
+        "| agent | runs | episodes | best reward (val) | test accuracy | regret (val) | regret (test) "
+        "| simulated s | wall s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for agent in agents:
+        rows = [r.row for r in results if r.row["agent"] == agent]
+        lines.append(
+            f"| {agent} | {len(rows)} | {_mean_std([r['episodes'] for r in rows], digits=1)} "
+            f"| {_mean_std([r['best_reward'] for r in rows], 100)} "
+            f"| {_mean_std([r['test_accuracy'] for r in rows], 100)} "
+            f"| {_mean_std([r['regret_reward'] for r in rows], 100)} "
+            f"| {_mean_std([r['regret_test'] for r in rows], 100)} "
+            f"| {_mean_std([r['simulated_seconds'] for r in rows], digits=0)} "
+            f"| {_mean_std([r['wall_seconds'] for r in rows])} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def best_so_far_band(
+    curves: Sequence[list[tuple[float, float]]], grid: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and 95% confidence band of best-so-far step curves on ``grid`` (NaN before a run's
+    first evaluation)."""
+    values = np.full((len(curves), len(grid)), np.nan)
+    for i, curve in enumerate(curves):
+        if not curve:
+            continue
+        times = np.array([t for t, _ in curve])
+        best = np.array([v for _, v in curve])
+        index = np.searchsorted(times, grid, side="right") - 1
+        values[i] = np.where(index >= 0, best[np.clip(index, 0, None)], np.nan)
+    count = np.sum(~np.isnan(values), axis=0)
+    with np.errstate(invalid="ignore"), _quiet_nan_warnings():
+        mean = np.nanmean(values, axis=0)
+        std = np.nanstd(values, axis=0, ddof=1) if len(curves) > 1 else np.zeros(len(grid))
+    half = 1.96 * np.nan_to_num(std) / np.sqrt(np.maximum(count, 1))
+    return mean, mean - half, mean + half
+
+
+class _quiet_nan_warnings:
+    def __enter__(self) -> None:
+        import warnings
+
+        self._ctx = warnings.catch_warnings()
+        self._ctx.__enter__()
+        warnings.simplefilter("ignore", RuntimeWarning)
+
+    def __exit__(self, *exc: object) -> None:
+        self._ctx.__exit__(*exc)
+
+
+def plot_best_so_far(
+    path: Path,
+    env: str,
+    agents: Sequence[str],
+    results: Sequence[RunResult],
+    budget_seconds: float | None,
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    horizon = budget_seconds or max((r.curve[-1][0] for r in results if r.curve), default=1.0)
+    grid = np.linspace(0.0, horizon, 200)
+    uses_test = any(r.row["test_accuracy"] is not None for r in results)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for agent in agents:
+        curves = [r.curve for r in results if r.row["agent"] == agent]
+        mean, low, high = best_so_far_band(curves, grid)
+        (line,) = ax.plot(grid, 100 * mean, label=f"{agent} (n={len(curves)})")
+        ax.fill_between(grid, 100 * low, 100 * high, color=line.get_color(), alpha=0.2)
+    ax.set_xlabel("simulated training time (s)")
+    ax.set_ylabel(
+        "test accuracy of best-so-far architecture (%)" if uses_test else "best reward so far (%)"
+    )
+    ax.set_title(f"{env}: best so far, mean and 95% band over seeds")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    finite = [v for r in results for _, v in r.curve if math.isfinite(v)]
+    if finite:
+        low_y = np.percentile(finite, 5) * 100
+        ax.set_ylim(max(low_y - 1, 0), min(max(finite) * 100 + 0.5, 100))
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,144 @@
+"""The nas-gym command line, end to end in real processes."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nas_gym.cli import main
+
+
+def nas_gym_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "nas_gym.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
+    )
+
+
+def test_envs_and_agents_are_listed(capsys) -> None:
+    assert main(["envs"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["NASCifar-v0", "NASBench201-v0", "NASBenchMacro-v0"]
+    assert all(len(line.split()) > 2 for line in lines)
+    assert main(["agents"]) == 0
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert {"random", "evolution", "reinforce", "ppo", "maskable-ppo", "a2c", "dqn"} <= set(names)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["search", "--env", "NASCifar-v1", "--agent", "random", "--episodes", "2"],
+         "unknown env 'NASCifar-v1': expected one of NASCifar-v0, NASBench201-v0, NASBenchMacro-v0 "
+         "(did you mean 'NASCifar-v0'?)"),
+        (["search", "--env", "NASBench201-v0", "--agent", "reinforc", "--episodes", "2"],
+         "(did you mean 'reinforce'?)"),
+        (["search", "--env", "NASBench201-v0", "--agent", "random", "--episodes", "0"],
+         "expected a positive integer, got 0"),
+        (["search", "--env", "NASBench201-v0", "--agent", "random"], "expected --episodes N or --budget-seconds T"),
+        (["search", "--env", "NASBench201-v0", "--agent", "random", "--episodes", "2", "--budget", "smoke"],
+         "--budget is not an option of NASBench201-v0"),
+        (["train", "--space", "seed", "--arch", "k7-relu-max"], "expected layer 1 as <kernel>-<activation>-<pool>"),
+        (["compare", "--env", "NASBench201-v0", "--agents", "random,evo", "--seeds", "2", "--episodes", "3"],
+         "unknown agent 'evo'"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(capsys, args: list[str], message: str) -> None:
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert message in err and "Traceback" not in err
+
+
+def test_bad_arguments_in_a_real_process() -> None:
+    proc = nas_gym_cli("search", "--env", "NASBench201-v0", "--agent", "randm", "--episodes", "2")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "unknown agent 'randm': expected one of random, evolution, reinforce, ppo, maskable-ppo, a2c, dqn "
+        "(did you mean 'random'?)"
+    ) or "did you mean 'random'" in proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_search_on_a_table_writes_the_run_folder(tmp_path: Path, data_dir: Path) -> None:
+    out = tmp_path / "run"
+    proc = nas_gym_cli("search", "--env", "NASBench201-v0", "--agent", "evolution", "--episodes", "30",
+                       "--seed", "3", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert [r["episode"] for r in history] == list(range(30))
+    for key in ("arch", "reward", "accuracy", "train_seconds", "cached", "status", "test_accuracy"):
+        assert key in history[0]
+    summary = json.loads((out / "summary.json").read_text())
+    best = max(history, key=lambda r: r["reward"])
+    assert summary["best_arch"] == best["arch"] and summary["best_reward"] == best["reward"]
+    assert summary["episodes"] == 30
+    assert (out / "evaluations.sqlite").exists()
+    assert "ep" in proc.stderr  # the progress bar
+
+    again = tmp_path / "again"
+    proc = nas_gym_cli("search", "--env", "NASBench201-v0", "--agent", "evolution", "--episodes", "30",
+                       "--seed", "3", "--out", str(again))
+    assert (again / "history.jsonl").read_text().replace(" ", "").count("arch") == 30
+    archs = [json.loads(line)["arch"] for line in (again / "history.jsonl").read_text().splitlines()]
+    assert archs == [r["arch"] for r in history]  # --seed makes a run repeatable
+
+    extended = nas_gym_cli("search", "--env", "NASBench201-v0", "--agent", "evolution", "--episodes", "40",
+                           "--seed", "3", "--out", str(out), "--resume")
+    assert extended.returncode == 0, extended.stderr
+    assert len((out / "history.jsonl").read_text().splitlines()) == 40
+
+
+def test_resume_refuses_a_foreign_store(tmp_path: Path, data_dir: Path) -> None:
+    out = tmp_path / "run"
+    assert nas_gym_cli("search", "--env", "NASBench201-v0", "--agent", "random", "--episodes", "3",
+                       "--out", str(out)).returncode == 0
+    store = out / "evaluations.sqlite"
+    store.write_bytes(b"garbage that is not sqlite")
+    proc = nas_gym_cli("search", "--env", "NASBench201-v0", "--agent", "random", "--episodes", "5",
+                       "--out", str(out), "--resume")
+    assert proc.returncode == 2
+    assert "not a nas-gym evaluation store" in proc.stderr and "Traceback" not in proc.stderr
+    assert store.read_bytes() == b"garbage that is not sqlite"
+
+
+def test_compare_end_to_end(tmp_path: Path, data_dir: Path) -> None:
+    out = tmp_path / "cmp"
+    proc = nas_gym_cli("compare", "--env", "NASBench201-v0", "--agents", "random,evolution", "--seeds", "3",
+                       "--budget-seconds", "3000", "--workers", "2", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    with open(out / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 6
+    assert {r["agent"] for r in rows} == {"random", "evolution"}
+    for row in rows:
+        assert float(row["simulated_seconds"]) >= 3000
+        assert 0.0 < float(row["test_accuracy"]) <= 0.9438
+        assert 0.0 < float(row["best_reward"]) <= 0.849
+        assert int(row["episodes"]) > 10
+    summary = (out / "summary.md").read_text()
+    assert "| random | 3 |" in summary and "| evolution | 3 |" in summary
+    png = (out / "best_so_far.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+
+
+@pytest.mark.slow
+def test_search_with_real_cifar_training(tmp_path: Path, cifar_dir: Path) -> None:
+    out = tmp_path / "run"
+    budget = json.dumps({"epochs": 1, "train_size": 512, "val_size": 256})
+    proc = nas_gym_cli("search", "--env", "NASCifar-v0", "--agent", "random", "--episodes", "2",
+                       "--budget", budget, "--device", "cpu", "--out", str(out), timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert len(history) == 2
+    assert all(r["status"] == "ok" and r["train_seconds"] > 0 for r in history)
