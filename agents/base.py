@@ -312,6 +312,11 @@ class Agent(ABC):
         """Called at the start of every :meth:`search`, before the first reset: build models
         from ``env.unwrapped.space`` here (use :func:`space_of`)."""
 
+    def learning_metrics(self) -> dict[str, float]:
+        """The latest figures of the agent's learning (losses, entropy, baseline), for logging
+        (``nas-gym search --tensorboard``); empty for agents that do not learn."""
+        return {}
+
     # ------------------------------------------------------------------ the loop
     def search(
         self,

@@ -223,6 +223,7 @@ class ReinforceAgent(Agent):
         """Finished episodes since the last update: ``actions``, ``kinds``, ``masks``,
         ``reward``, ``advantage``."""
         self.updates = 0
+        self._last_update: dict[str, float] = {}
         """Policy-gradient steps taken."""
         self._kind_index: dict[str, int] = {}
         self._reset_episode()
@@ -348,11 +349,19 @@ class ReinforceAgent(Agent):
             self.optimizer.step()
         self.batch = []
         self.updates += 1
-        return {
+        self._last_update = {
             "loss": float(loss.detach()),
             "log_prob": float(log_p.detach().mean()),
             "entropy": float(entropy.detach().mean()),
         }
+        return dict(self._last_update)
+
+    def learning_metrics(self) -> dict[str, float]:
+        """The last update's loss, mean log-probability and entropy, and the baseline."""
+        metrics = dict(self._last_update)
+        if self.baseline is not None:
+            metrics["baseline"] = float(self.baseline)
+        return metrics
 
     def probabilities(self, prefix: Sequence[int] = ()) -> np.ndarray:
         """The controller's distribution over the choices of the decision after ``prefix``

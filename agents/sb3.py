@@ -234,6 +234,13 @@ class SB3Agent(Agent):
         action, _ = self.model.predict(obs, deterministic=False)
         return int(action)
 
+    def learning_metrics(self) -> dict[str, float]:
+        """The ``train/*`` values of the last gradient update, as SB3's logger recorded them."""
+        if self.model is None:
+            return {}
+        values = self.model.logger.name_to_value
+        return {key: float(value) for key, value in values.items() if key.startswith("train/")}
+
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()

@@ -150,7 +150,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         bar.set_postfix(postfix, refresh=False)
         bar.refresh()
 
-    summary = run_search(config, out, resume=args.resume, on_episode=on_episode)
+    summary = run_search(config, out, resume=args.resume, on_episode=on_episode, tensorboard=args.tensorboard)
     bar.close()
     print(f"episodes: {summary['episodes']}  best reward: {summary['best_reward']:.4f}")
     print(f"best architecture: {summary['best_arch']}")
@@ -244,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--seed", type=_non_negative_int, default=0, help="seed of agent and evaluation")
     search.add_argument("--out", help="run folder (default runs/<env>-<agent>-<time>)")
     search.add_argument("--resume", action="store_true", help="continue the run in --out")
+    search.add_argument("--tensorboard", metavar="DIR", help="write TensorBoard logs (reward, best, agent losses)")
     search.set_defaults(func=cmd_search)
 
     compare = sub.add_parser("compare", help="compare agents over seeds on one env")

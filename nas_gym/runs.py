@@ -214,10 +214,13 @@ def run_search(
     out: str | os.PathLike[str],
     resume: bool = False,
     on_episode: Callable[[dict[str, Any], dict[str, Any] | None], None] | None = None,
+    tensorboard: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) the search ``config`` in the folder ``out``; returns the summary.
 
     ``on_episode(record, best)`` is called after each finished episode (progress displays).
+    ``tensorboard``: a folder for TensorBoard event files: per episode the reward, best reward
+    so far, accuracy and train seconds, and the agent's learning figures (losses, entropy).
     """
     from agents import make_agent
 
@@ -262,6 +265,7 @@ def run_search(
         history = history[:done]
         folder.rewrite_history(history)
 
+    writer = _tensorboard_writer(tensorboard)
     env = make_env(config, store=store.path)
     offset = len(history)
     prior_seconds = sum(float(r.get("train_seconds", 0.0)) for r in history)
@@ -274,8 +278,19 @@ def run_search(
         history.append(record)
         folder.append_history(record)
         folder.save_checkpoint(len(history), agent.state_dict())
+        best = best_of(history)
+        if writer is not None:
+            step = record["episode"]
+            writer.add_scalar("search/reward", record["reward"], step)
+            writer.add_scalar("search/best_reward", best["reward"], step)  # type: ignore[index]
+            if record.get("accuracy") is not None:
+                writer.add_scalar("search/accuracy", record["accuracy"], step)
+            writer.add_scalar("search/train_seconds", record.get("train_seconds", 0.0), step)
+            for key, value in agent.learning_metrics().items():
+                writer.add_scalar(f"agent/{key.removeprefix('train/')}", value, step)
+            writer.flush()
         if on_episode is not None:
-            on_episode(record, best_of(history))
+            on_episode(record, best)
         return True
 
     remaining = None if config.episodes is None else config.episodes - offset
@@ -285,9 +300,13 @@ def run_search(
     finished = (remaining is not None and remaining <= 0) or (
         budget_left is not None and budget_left <= 0
     )
-    if not finished:
-        agent.search(env, episodes=remaining, budget_seconds=budget_left, callback=callback)
-    env.close()
+    try:
+        if not finished:
+            agent.search(env, episodes=remaining, budget_seconds=budget_left, callback=callback)
+    finally:
+        env.close()
+        if writer is not None:
+            writer.close()
     best = best_of(history)
     summary = {
         "env": config.env,
@@ -314,6 +333,19 @@ def run_search(
         summary["pareto_front"] = [history[i]["arch"] for i in front]
     folder.write_summary(summary)
     return summary
+
+
+def _tensorboard_writer(folder: str | os.PathLike[str] | None):
+    if folder is None:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as exc:
+        raise RunFolderError(
+            "expected the tensorboard package for --tensorboard, got none: "
+            'pip install "nas-gym[tensorboard]"'
+        ) from exc
+    return SummaryWriter(log_dir=str(folder))
 
 
 def _count(values) -> dict[str, int]:

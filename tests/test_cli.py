@@ -142,3 +142,19 @@ def test_search_with_real_cifar_training(tmp_path: Path, cifar_dir: Path) -> Non
     history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
     assert len(history) == 2
     assert all(r["status"] == "ok" and r["train_seconds"] > 0 for r in history)
+
+
+def test_search_logs_to_tensorboard(tmp_path: Path, data_dir: Path) -> None:
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out, logs = tmp_path / "run", tmp_path / "tb"
+    proc = nas_gym_cli("search", "--env", "NASBench201-v0", "--agent", "reinforce", "--episodes", "12",
+                       "--out", str(out), "--tensorboard", str(logs))
+    assert proc.returncode == 0, proc.stderr
+    events = EventAccumulator(str(logs))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"search/reward", "search/best_reward", "agent/loss", "agent/entropy"} <= tags
+    best = [e.value for e in events.Scalars("search/best_reward")]
+    assert len(best) == 12 and best == sorted(best)
