@@ -18,18 +18,31 @@ ENVS: dict[str, str] = {
 
 _SPECS = {
     # nondeterministic: GPU training is not bit-reproducible.
-    "NASCifar-v0": ("nas_gym.envs.cifar:NASCifarEnv", True, 31),
-    "NASBench201-v0": ("nas_gym.envs.tables:NASBench201Env", False, 6),
-    "NASBenchMacro-v0": ("nas_gym.envs.tables:NASBenchMacroEnv", False, 8),
+    "NASCifar-v0": ("nas_gym.envs.cifar:NASCifarEnv", "nas_gym.vector:make_cifar_vector_env", True, 31),
+    "NASBench201-v0": (
+        "nas_gym.envs.tables:NASBench201Env",
+        "nas_gym.vector:make_nb201_vector_env",
+        False,
+        6,
+    ),
+    "NASBenchMacro-v0": (
+        "nas_gym.envs.tables:NASBenchMacroEnv",
+        "nas_gym.vector:make_macro_vector_env",
+        False,
+        8,
+    ),
 }
 
-for _id, (_entry_point, _nondeterministic, _max_steps) in _SPECS.items():
+for _id, (_entry_point, _vector_entry_point, _nondeterministic, _max_steps) in _SPECS.items():
     if _id not in registry:
         # max_episode_steps: the longest episode of the default space; it is a safety net only,
         # episodes end by themselves. Pass max_episode_steps= to gym.make for longer custom spaces.
+        # vector_entry_point: gym.make_vec's default; its copies evaluate their architectures
+        # together on an executor (nas_gym.vector.NASVectorEnv).
         register(
             id=_id,
             entry_point=_entry_point,
+            vector_entry_point=_vector_entry_point,
             nondeterministic=_nondeterministic,
             max_episode_steps=_max_steps,
         )

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from typing import Any, SupportsFloat
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
@@ -14,6 +14,9 @@ from nas_gym.evaluation.runner import EvaluationRunner, Evaluator
 from nas_gym.evaluation.store import EvaluationStore
 from nas_gym.objectives import Objective, make_objective
 from nas_gym.spaces import SearchSpace, make_space
+
+if TYPE_CHECKING:
+    from nas_gym.evaluation.executors import Executor
 
 
 class InvalidActionError(ValueError):
@@ -138,6 +141,7 @@ class NASEnv(gym.Env[np.ndarray, np.int64]):
         )
         self._prefix: list[int] = []
         self._done = True
+        self._awaiting: str | None = None  # a complete architecture, between the halves of step
         self._last_info: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ gymnasium API
@@ -147,26 +151,62 @@ class NASEnv(gym.Env[np.ndarray, np.int64]):
         super().reset(seed=seed)
         self._prefix = []
         self._done = False
+        self._awaiting = None
         self._last_info = self._step_info()
         return self._observation(), dict(self._last_info)
 
     def step(self, action: Any) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
+        arch = self.apply_decision(action)
+        return self.finish_step(None if arch is None else self.evaluate(arch))
+
+    # ------------------------------------------------------------------ the two halves of step
+    def apply_decision(self, action: Any) -> str | None:
+        """The first half of :meth:`step`: check ``action`` and take it as the current decision.
+
+        Returns the canonical string of the architecture when this decision completes it (it
+        then awaits its evaluation), else ``None``. Pass the result to :meth:`finish_step`:
+        ``None``, or the architecture's evaluation (:meth:`evaluate` or :meth:`evaluate_many`).
+        :class:`~nas_gym.vector.NASVectorEnv` uses the two halves to evaluate the architectures
+        of several copies together.
+        """
         a = _as_action(action, self.space.num_actions)
-        if self._done:
+        if self._done or self._awaiting is not None:
             raise RuntimeError("expected reset() before step(): the episode has ended")
         decision = self.space.next_decision(self._prefix)
         assert decision is not None  # the episode would have ended
         self._prefix.append(a % decision.num_choices)
+        if self.space.next_decision(self._prefix) is None:
+            self._awaiting = self.space.format(self._prefix)
+        else:
+            self._last_info = self._step_info()
+        return self._awaiting
+
+    def finish_step(
+        self, evaluation: Mapping[str, Any] | None = None
+    ) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
+        """The second half of :meth:`step`: its return value, after :meth:`apply_decision`.
+
+        ``evaluation`` is the evaluation of the architecture that :meth:`apply_decision`
+        completed (with ``arch`` and ``cached``), ``None`` when it completed none.
+        """
+        if self._awaiting is None:
+            if evaluation is not None:
+                raise ValueError(
+                    "expected no evaluation: the last decision did not complete an architecture, "
+                    f"got one for {evaluation.get('arch')!r}"
+                )
+            if self._done:
+                raise RuntimeError("expected reset() before step(): the episode has ended")
+            return self._observation(), 0.0, False, False, dict(self._last_info)
+        if evaluation is None or evaluation.get("arch") != self._awaiting:
+            got = None if evaluation is None else evaluation.get("arch")
+            raise ValueError(f"expected the evaluation of {self._awaiting!r}, got one of {got!r}")
         info = self._step_info()
-        reward = 0.0
-        terminated = info["decision"] is None
-        if terminated:
-            self._done = True
-            metrics = self.evaluate(tuple(self._prefix))
-            info.update(metrics)
-            reward = self.reward_of(metrics)
+        info.update(evaluation)
+        self._awaiting = None
+        self._done = True
         self._last_info = info
-        return self._observation(), reward, terminated, False, dict(info)
+        return self._observation(), self.reward_of(evaluation), True, False, dict(info)
 
     def render(self) -> str | None:
         if self.render_mode != "ansi":
@@ -199,6 +239,16 @@ class NASEnv(gym.Env[np.ndarray, np.int64]):
         text = self.space.format(values)
         metrics, cached = self.runner.evaluate(text)
         return {**metrics, "arch": text, "cached": cached}
+
+    def evaluate_many(self, archs: Sequence[Any], executor: Executor | None = None) -> list[dict[str, Any]]:
+        """:meth:`evaluate` of each of ``archs``, in their order; the evaluations that the cache
+        and store do not hold run together on ``executor``
+        (:meth:`~nas_gym.evaluation.runner.EvaluationRunner.evaluate_many`)."""
+        texts = [self.space.format(self.space.validate(arch)) for arch in archs]
+        return [
+            {**metrics, "arch": text, "cached": cached}
+            for text, (metrics, cached) in zip(texts, self.runner.evaluate_many(texts, executor))
+        ]
 
     def reward_of(self, metrics: Mapping[str, Any]) -> float:
         """The reward of an evaluation: the objective, or ``failure_reward`` when it failed."""

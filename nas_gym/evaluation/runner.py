@@ -8,11 +8,14 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from nas_gym.evaluation.metrics import failure_metrics, normalize_metrics
 from nas_gym.evaluation.store import EvaluationStore
+
+if TYPE_CHECKING:
+    from nas_gym.evaluation.executors import Executor
 
 Evaluator = Callable[[str], dict[str, Any]]
 """Anything that takes the canonical architecture string and returns a metrics dict with at
@@ -93,6 +96,44 @@ class EvaluationRunner:
         self.calls += 1
         self.record(arch, metrics)
         return dict(metrics), False
+
+    def evaluate_many(
+        self, archs: Sequence[str], executor: Executor | None = None
+    ) -> list[tuple[dict[str, Any], bool]]:
+        """``(metrics, cached)`` for each canonical string of ``archs``, in the order of ``archs``.
+
+        Cache and store hits are served directly. The misses, each architecture once, go to
+        ``executor.map`` together (``None``: evaluated here, one after another), then are recorded
+        like :meth:`evaluate` records them. The result is the one a loop of :meth:`evaluate`
+        over ``archs`` gives: a repeat of an architecture earlier in the batch is ``cached``.
+        """
+        results: list[tuple[dict[str, Any], bool] | None] = [None] * len(archs)
+        misses: dict[str, list[int]] = {}
+        for i, arch in enumerate(archs):
+            hit = self.lookup(arch)
+            if hit is not None:
+                results[i] = (hit, True)
+            else:
+                misses.setdefault(arch, []).append(i)
+        if misses:
+            todo = list(misses)
+            if executor is None:
+                computed = [self.run_evaluator(self.evaluator, arch) for arch in todo]
+            else:
+                computed = executor.map(self.evaluator, todo)
+                if len(computed) != len(todo):
+                    raise RuntimeError(
+                        f"expected {len(todo)} results from {type(executor).__name__}.map, "
+                        f"got {len(computed)}"
+                    )
+            for arch, metrics in zip(todo, computed):
+                self.calls += 1
+                self.record(arch, metrics)
+                first, *repeats = misses[arch]
+                results[first] = (dict(metrics), False)
+                for i in repeats:
+                    results[i] = (dict(metrics), True)
+        return results  # type: ignore[return-value]  # every index was filled above
 
     def record(self, arch: str, metrics: dict[str, Any]) -> None:
         """Remember ``metrics`` of ``arch`` (in-process, and in the store when it is final)."""
