@@ -1,17 +1,26 @@
 """Regularized (aging) evolution, Real et al. 2019, "Regularized Evolution for Image Classifier
-Architecture Search" (AAAI), Algorithm 1."""
+Architecture Search" (AAAI), Algorithm 1, and its batched form (the paper's asynchronous workers)."""
 
 from __future__ import annotations
 
 import numbers
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import gymnasium as gym
+from gymnasium.vector import VectorEnv
 
-from agents.base import Agent, as_int_list, check_config_matches, space_of, valid_actions
+from agents.base import (
+    Agent,
+    EpisodeRecord,
+    as_int_list,
+    check_batch_size,
+    check_config_matches,
+    space_of,
+    valid_actions,
+)
 from nas_gym.spaces import Arch, SearchSpace
 
 
@@ -41,6 +50,14 @@ class EvolutionAgent(Agent):
     actions, so the env (and its wrappers) evaluates the child; the population stores the
     architecture the env reports in ``info["arch"]`` with the episode return as fitness.
 
+    **Batches** (a vector env, see :class:`~agents.Agent`): the form of the paper's
+    asynchronous workers, ``n`` of them evaluating at once. :meth:`propose` fills the ``n``
+    slots in order: random architectures while the population, counting the random ones of this
+    batch, is not full (or is empty); then children, each of a tournament of its own over the
+    population as it is when the batch starts (the children of a batch do not see each other).
+    The results join the population in copy order, the oldest leaving, so it keeps ``P``
+    members. With ``n = 1`` this is the sequential algorithm above, draw for draw.
+
     Args:
         seed: seeds sampling, tournaments and mutations.
         population_size: ``P``, the number of living architectures (default 20). Real et al.
@@ -48,11 +65,16 @@ class EvolutionAgent(Agent):
             100 barely past its random start, while 20 gives more than ten generations.
         sample_size: ``S``, the tournament size (default 5). Larger is greedier; ``S = 1``
             is a random walk over mutations.
+        batch_size: the architectures a batch search evaluates at once (:attr:`batch_size`,
+            the natural ``num_envs`` of its vector env; default 1).
     """
 
     name: ClassVar[str] = "evolution"
+    supports_batches: ClassVar[bool] = True
 
-    def __init__(self, seed: int | None = None, population_size: int = 20, sample_size: int = 5):
+    def __init__(
+        self, seed: int | None = None, population_size: int = 20, sample_size: int = 5, batch_size: int = 1
+    ):
         super().__init__(seed)
         for label, value, low in (("population_size", population_size, 2), ("sample_size", sample_size, 1)):
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
@@ -63,6 +85,7 @@ class EvolutionAgent(Agent):
             )
         self.population_size = int(population_size)
         self.sample_size = int(sample_size)
+        self._batch_size = check_batch_size(batch_size)
         self.population: deque[Member] = deque()
         """The living architectures, oldest first."""
         self.space: SearchSpace | None = None
@@ -70,25 +93,49 @@ class EvolutionAgent(Agent):
         self._step = 0
         self._return = 0.0
 
+    @property
+    def batch_size(self) -> int:
+        return self._batch_size
+
     # ------------------------------------------------------------------ evolution
-    def propose(self) -> Arch:
-        """The next architecture to evaluate: random while the population fills, else a
-        mutation of the winner of a tournament."""
+    def propose(self, n: int) -> list[Arch]:
+        """The next ``n`` architectures to evaluate: random while the population fills, else
+        mutations of the winners of ``n`` tournaments over the current population."""
         if self.space is None:
             raise RuntimeError("expected search(env) before propose(): the agent has no search space yet")
-        if len(self.population) < self.population_size:
-            return self.space.sample(self.rng)
-        picks = self.rng.integers(len(self.population), size=self.sample_size)
-        # max() keeps the first of equals: among equally fit contenders, the first drawn wins.
-        parent = max((self.population[int(i)] for i in picks), key=lambda member: member.fitness)
-        return self.space.mutate(parent.arch, self.rng)
+        archs: list[Arch] = []
+        randoms = 0
+        for _ in range(n):
+            if not self.population or len(self.population) + randoms < self.population_size:
+                archs.append(self.space.sample(self.rng))
+                randoms += 1
+                continue
+            picks = self.rng.integers(len(self.population), size=self.sample_size)
+            # max() keeps the first of equals: among equally fit contenders, the first drawn wins.
+            parent = max((self.population[int(i)] for i in picks), key=lambda member: member.fitness)
+            archs.append(self.space.mutate(parent.arch, self.rng))
+        return archs
+
+    def tell(self, archs: Sequence[Arch], records: Sequence[EpisodeRecord]) -> None:
+        """Add the evaluated architectures to the population (fitness: the record's reward), in
+        order, the oldest members leaving."""
+        if len(archs) != len(records):
+            raise ValueError(f"expected one record per architecture ({len(archs)}), got {len(records)}")
+        for j, (arch, record) in enumerate(zip(archs, records)):
+            # The records were just made: the last len(archs) episodes of the agent's lifetime.
+            self._add(tuple(arch), float(record["reward"]), self.episodes_done - len(archs) + j)
+
+    def _add(self, arch: Arch, fitness: float, born: int) -> None:
+        self.population.append(Member(arch, fitness, born))
+        if len(self.population) > self.population_size:
+            self.population.popleft()
 
     # ------------------------------------------------------------------ agent protocol
-    def prepare(self, env: gym.Env) -> None:
-        self.space = space_of(env)
+    def prepare(self, env: gym.Env | VectorEnv) -> None:
+        self.space = space_of(env, vector=True)
 
     def on_episode_start(self, obs: Any, info: dict[str, Any]) -> None:
-        self._proposal = self.propose()
+        (self._proposal,) = self.propose(1)
         self._step = 0
         self._return = 0.0
 
@@ -110,10 +157,8 @@ class EvolutionAgent(Agent):
         if not (terminated or truncated) or "arch" not in info:
             return
         assert self.space is not None  # prepare() ran
-        arch = self.space.parse(info["arch"])
-        self.population.append(Member(arch, self._return, self.episodes_done))
-        if len(self.population) > self.population_size:
-            self.population.popleft()
+        # The episode is recorded after observe(): episodes_done is still its index.
+        self._add(self.space.parse(info["arch"]), self._return, self.episodes_done)
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
@@ -139,7 +184,8 @@ class EvolutionAgent(Agent):
         )
 
     def __repr__(self) -> str:
+        extra = "" if self._batch_size == 1 else f", batch_size={self._batch_size}"
         return (
             f"EvolutionAgent(seed={self.seed}, population_size={self.population_size}, "
-            f"sample_size={self.sample_size})"
+            f"sample_size={self.sample_size}{extra})"
         )

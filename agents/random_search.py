@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from agents.base import Agent, valid_actions
+import gymnasium as gym
+from gymnasium.vector import VectorEnv
+
+from agents.base import Agent, EpisodeRecord, check_batch_size, space_of, valid_actions
+from nas_gym.spaces import Arch, SearchSpace
 
 
 class RandomAgent(Agent):
@@ -15,12 +20,44 @@ class RandomAgent(Agent):
     episode order (in the ``"seed"`` space every depth is equally likely). It is the baseline
     every other agent is measured against, and it never learns.
 
+    On a vector env (a batch search, see :class:`~agents.Agent`) :meth:`propose` draws the
+    architectures with the same generator in the same order, so the history of a seed does not
+    depend on the number of copies either.
+
     Args:
         seed: seeds the agent's generator.
+        batch_size: the architectures a batch search evaluates at once (:attr:`batch_size`,
+            the natural ``num_envs`` of its vector env); it does not change what is sampled.
     """
 
     name: ClassVar[str] = "random"
+    supports_batches: ClassVar[bool] = True
+
+    def __init__(self, seed: int | None = None, batch_size: int = 1):
+        super().__init__(seed)
+        self._batch_size = check_batch_size(batch_size)
+        self.space: SearchSpace | None = None
+
+    @property
+    def batch_size(self) -> int:
+        return self._batch_size
+
+    def prepare(self, env: gym.Env | VectorEnv) -> None:
+        self.space = space_of(env, vector=True)
 
     def act(self, obs: Any, info: dict[str, Any]) -> int:
         actions = valid_actions(info)
         return int(actions[self.rng.integers(actions.size)])
+
+    def propose(self, n: int) -> list[Arch]:
+        """``n`` architectures, each decision uniform (what :meth:`act` does on the env)."""
+        if self.space is None:
+            raise RuntimeError("expected search(env) before propose(): the agent has no search space yet")
+        return [self.space.sample(self.rng) for _ in range(n)]
+
+    def tell(self, archs: Sequence[Arch], records: Sequence[EpisodeRecord]) -> None:
+        """Nothing to learn."""
+
+    def __repr__(self) -> str:
+        extra = "" if self._batch_size == 1 else f", batch_size={self._batch_size}"
+        return f"RandomAgent(seed={self.seed}{extra})"

@@ -11,6 +11,10 @@ the episode. The update recomputes the log-probabilities of a whole batch of epi
 padded LSTM pass. The pending batch is therefore plain data (actions, kinds, masks, rewards),
 which is what makes :meth:`ReinforceAgent.state_dict` a complete checkpoint at any episode
 boundary.
+
+On a vector env (a batch search, see :class:`~agents.Agent`) the controller samples ``m``
+architectures at once and the copies evaluate them together: with ``num_envs = batch_size``
+one batch of the env is one policy-gradient update, Zoph & Le's ``m`` architectures per update.
 """
 
 from __future__ import annotations
@@ -27,10 +31,11 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 import torch
+from gymnasium.vector import VectorEnv
 from torch import nn
 
-from agents.base import Agent, as_int_list, check_config_matches, space_of
-from nas_gym.spaces import SearchSpace
+from agents.base import Agent, EpisodeRecord, as_int_list, check_config_matches, space_of
+from nas_gym.spaces import Arch, SearchSpace
 
 _MASKED_LOGIT = -1e9
 """Logit of a masked choice: its probability is exactly 0 in float32, and unlike ``-inf`` it
@@ -191,6 +196,14 @@ class ReinforceAgent(Agent):
     before episode ``i`` (the first episode is its own baseline) and ``H_i`` the policy's
     entropy summed over the episode's decisions. The controller runs on the CPU.
 
+    Batches (a vector env): :meth:`propose` samples ``n`` architectures from the controller,
+    one after another with the same draws as :meth:`act` (the valid choices of a step are
+    ``space.action_mask(prefix)``, what the env reports in ``info["action_mask"]``), and
+    :meth:`tell` learns from each result exactly as :meth:`observe` does at an episode's end.
+    With ``n = batch_size`` (:attr:`batch_size`, the natural ``num_envs``) each batch of the env
+    is one update on architectures sampled from one policy; with ``n`` a multiple of it, the
+    later updates of a batch use architectures sampled before the earlier ones.
+
     Args:
         seed: seeds the initial weights (a ``torch.Generator``) and the sampling of actions
             (the agent's numpy generator).
@@ -199,6 +212,7 @@ class ReinforceAgent(Agent):
     """
 
     name: ClassVar[str] = "reinforce"
+    supports_batches: ClassVar[bool] = True
 
     def __init__(self, seed: int | None = None, config: ReinforceConfig | None = None, **overrides: Any):
         super().__init__(seed)
@@ -240,8 +254,13 @@ class ReinforceAgent(Agent):
             self.controller.initialise(self.config.init_range, generator)
         self.optimizer = torch.optim.Adam(self.controller.parameters(), lr=self.config.learning_rate)
 
-    def prepare(self, env: gym.Env) -> None:
-        space = space_of(env)
+    @property
+    def batch_size(self) -> int:
+        """Episodes per update (``config.batch_size``)."""
+        return self.config.batch_size
+
+    def prepare(self, env: gym.Env | VectorEnv) -> None:
+        space = space_of(env, vector=True)
         kinds = tuple(decision.kind for decision in space.kinds)
         if self.controller is None:
             self._build(kinds, space.num_actions)
@@ -264,33 +283,12 @@ class ReinforceAgent(Agent):
         self._reset_episode()
 
     def act(self, obs: Any, info: dict[str, Any]) -> int:
-        if self.controller is None or self.space is None:
-            raise RuntimeError(
-                "expected search(env) before act(): the controller is built from the env's space"
-            )
-        decision = self.space.next_decision(self._actions)
-        if decision is None:
-            raise RuntimeError(
-                f"expected an unfinished episode, got the complete architecture {self._actions}"
-            )
-        kind = self._kind_index[decision.kind]
-        mask = np.arange(self.controller.num_actions) < decision.num_choices
-        if "action_mask" in info:
-            mask &= np.asarray(info["action_mask"], dtype=bool)
-        token = (
-            self.controller.start_token
-            if not self._actions
-            else self.controller.token(self._kinds[-1], self._actions[-1])
+        action, kind, mask, self._state = self._sample_decision(
+            self._actions, self._kinds, self._state, info.get("action_mask")
         )
-        with torch.no_grad(), single_thread():
-            logits, self._state = self.controller.step(token, kind, self._state)
-        values = logits.numpy().astype(np.float64)
-        values[~mask] = -np.inf
-        probs = np.exp(values - values.max())
-        action = int(self.rng.choice(probs.size, p=probs / probs.sum()))
         self._actions.append(action)
         self._kinds.append(kind)
-        self._masks.append(mask.tolist())
+        self._masks.append(mask)
         return action
 
     def observe(
@@ -300,23 +298,111 @@ class ReinforceAgent(Agent):
         if not (terminated or truncated):
             return
         if "arch" in info and self._actions:
-            baseline = self._return if self.baseline is None else self.baseline
-            self.batch.append(
-                {
-                    "actions": list(self._actions),
-                    "kinds": list(self._kinds),
-                    "masks": [list(m) for m in self._masks],
-                    "reward": self._return,
-                    "advantage": self._return - baseline,
-                }
-            )
-            decay = self.config.baseline_decay
-            self.baseline = decay * baseline + (1 - decay) * self._return
-            if len(self.batch) >= self.config.batch_size:
-                self.update()
+            self._learn(self._actions, self._kinds, self._masks, self._return)
         self._reset_episode()
 
+    def propose(self, n: int) -> list[Arch]:
+        """``n`` architectures sampled from the controller, one after another."""
+        space = self._require_space("propose")
+        archs: list[Arch] = []
+        for _ in range(n):
+            actions: list[int] = []
+            kinds: list[int] = []
+            state = None
+            while space.next_decision(actions) is not None:
+                action, kind, _, state = self._sample_decision(
+                    actions, kinds, state, space.action_mask(actions)
+                )
+                actions.append(action)
+                kinds.append(kind)
+            archs.append(tuple(actions))
+        return archs
+
+    def tell(self, archs: Sequence[Arch], records: Sequence[EpisodeRecord]) -> None:
+        """Learn from each result as :meth:`observe` does at an episode's end (the reward is the
+        record's, the episode return)."""
+        space = self._require_space("tell")
+        if len(archs) != len(records):
+            raise ValueError(f"expected one record per architecture ({len(archs)}), got {len(records)}")
+        for arch, record in zip(archs, records):
+            actions = list(space.validate(arch))
+            kinds = [self._kind_index[d.kind] for d in space.decisions(actions)]
+            masks = [
+                self._valid_choices(actions[:i], space.action_mask(actions[:i])) for i in range(len(actions))
+            ]
+            self._learn(actions, kinds, masks, float(record["reward"]))
+
+    # ------------------------------------------------------------------ sampling
+    def _require_space(self, method: str) -> SearchSpace:
+        if self.controller is None or self.space is None:
+            raise RuntimeError(
+                f"expected search(env) before {method}(): the controller is built from the env's space"
+            )
+        return self.space
+
+    def _valid_choices(self, prefix: Sequence[int], action_mask: Any) -> list[bool]:
+        """The choices the controller may take after ``prefix``: those of the decision, and of
+        those the ones ``action_mask`` (the env's) allows, when given."""
+        assert self.controller is not None and self.space is not None  # _require_space ran
+        decision = self.space.next_decision(prefix)
+        if decision is None:
+            raise RuntimeError(
+                f"expected an unfinished episode, got the complete architecture {list(prefix)}"
+            )
+        mask = np.arange(self.controller.num_actions) < decision.num_choices
+        if action_mask is not None:
+            mask &= np.asarray(action_mask, dtype=bool)
+        return mask.tolist()
+
+    def _sample_decision(
+        self,
+        actions: Sequence[int],
+        kinds: Sequence[int],
+        state: tuple[torch.Tensor, torch.Tensor] | None,
+        action_mask: Any,
+    ) -> tuple[int, int, list[bool], tuple[torch.Tensor, torch.Tensor]]:
+        """Sample the decision after ``actions`` (whose head indices are ``kinds``), with the
+        LSTM state after them: ``(action, kind, valid choices, new state)``."""
+        space = self._require_space("act")
+        assert self.controller is not None  # _require_space checked it
+        mask = self._valid_choices(actions, action_mask)
+        decision = space.next_decision(actions)
+        assert decision is not None  # _valid_choices checked it
+        kind = self._kind_index[decision.kind]
+        token = self.controller.start_token if not actions else self.controller.token(kinds[-1], actions[-1])
+        with torch.no_grad(), single_thread():
+            logits, state = self.controller.step(token, kind, state)
+        values = logits.numpy().astype(np.float64)
+        values[~np.asarray(mask)] = -np.inf
+        probs = np.exp(values - values.max())
+        action = int(self.rng.choice(probs.size, p=probs / probs.sum()))
+        return action, kind, mask, state
+
     # ------------------------------------------------------------------ learning
+    def _learn(
+        self,
+        actions: Sequence[int],
+        kinds: Sequence[int],
+        masks: Sequence[Sequence[bool]],
+        episode_return: float,
+    ) -> None:
+        """Add a finished episode to the batch (its advantage against the moving-average
+        baseline, which it then updates); update when the batch is full."""
+        baseline = episode_return if self.baseline is None else self.baseline
+        self.batch.append(
+            {
+                "actions": list(actions),
+                "kinds": list(kinds),
+                "masks": [list(m) for m in masks],
+                "reward": episode_return,
+                "advantage": episode_return - baseline,
+            }
+        )
+        decay = self.config.baseline_decay
+        self.baseline = decay * baseline + (1 - decay) * episode_return
+        if len(self.batch) >= self.config.batch_size:
+            self.update()
+
     def update(self) -> dict[str, float]:
         """One policy-gradient step on the pending batch, which it then clears; returns the
         loss, the mean log-probability and the mean entropy of the batch."""

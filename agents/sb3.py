@@ -199,6 +199,7 @@ class SB3Agent(Agent):
         longest episode, enough steps for ``episodes`` episodes; its progress-based schedules
         are laid out over it) and is stopped by the callback at the last episode.
         """
+        self.require_single_env(env)
         recorder = SearchRecorder(self, episodes, budget_seconds, callback)
         space = space_of(env)
         returns = _EpisodeReturn(env)

@@ -35,7 +35,8 @@ _SPECS = {
 
 for _id, (_entry_point, _vector_entry_point, _nondeterministic, _max_steps) in _SPECS.items():
     if _id not in registry:
-        # max_episode_steps: the longest episode of the default space; it is a safety net only,
+        # max_episode_steps: one more than the longest episode of the default space, so that the
+        # TimeLimit never cuts (or flags as truncated) a real episode: it is a safety net only,
         # episodes end by themselves. Pass max_episode_steps= to gym.make for longer custom spaces.
         # vector_entry_point: gym.make_vec's default; its copies evaluate their architectures
         # together on an executor (nas_gym.vector.NASVectorEnv).
@@ -44,7 +45,7 @@ for _id, (_entry_point, _vector_entry_point, _nondeterministic, _max_steps) in _
             entry_point=_entry_point,
             vector_entry_point=_vector_entry_point,
             nondeterministic=_nondeterministic,
-            max_episode_steps=_max_steps,
+            max_episode_steps=_max_steps + 1,
         )
 
 from nas_gym.envs import NASEnv  # noqa: E402

@@ -48,7 +48,7 @@ def test_spaces_and_metadata() -> None:
     assert isinstance(env.observation_space, gym.spaces.MultiDiscrete)
     assert env.observation_space.shape == (31,)
     assert env.metadata["render_modes"] == ["ansi"] and env.metadata["render_fps"] > 0
-    assert env.spec.nondeterministic and env.spec.max_episode_steps == 31
+    assert env.spec.nondeterministic and env.spec.max_episode_steps == 32
     assert env.unwrapped.space.name == "seed"
 
 
@@ -253,3 +253,33 @@ def test_gym_make_with_module_prefix_in_fresh_interpreter() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["NASCifar-v0", "seed"]
+
+
+@pytest.mark.parametrize(("env_id", "steps"), [("NASCifar-v0", 31), ("NASBench201-v0", 6), ("NASBenchMacro-v0", 8)])
+def test_longest_episode_is_not_truncated(env_id: str, steps: int) -> None:
+    env = gym.make(env_id, evaluator=hash_accuracy)
+    env.reset(seed=0)
+    action = 9 if env_id == "NASCifar-v0" else 0  # depth 10: the longest episode of the seed space
+    for _ in range(steps):
+        _, _, terminated, truncated, _ = env.step(action)
+        assert not truncated
+        action = 0
+    assert terminated
+
+
+def test_executor_runs_single_evaluations() -> None:
+    from nas_gym.evaluation.executors import SerialExecutor
+
+    class Counting(SerialExecutor):
+        batches: list[list[str]] = []
+
+        def map(self, evaluator, archs):
+            self.batches.append(list(archs))
+            return super().map(evaluator, archs)
+
+    executor = Counting()
+    env = gym.make("NASBench201-v0", evaluator=hash_accuracy, executor=executor)
+    *_, info = run_episode(env, [1] * 6)
+    assert executor.batches == [[info["arch"]]] and info["cached"] is False
+    *_, again = run_episode(env, [1] * 6)
+    assert len(executor.batches) == 1 and again["cached"] is True

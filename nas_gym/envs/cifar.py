@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from nas_gym.envs.nas_env import NASEnv
+from nas_gym.evaluation.executors import Executor
 from nas_gym.evaluation.runner import Evaluator
 from nas_gym.evaluation.store import EvaluationStore
 from nas_gym.objectives import Objective
@@ -36,7 +37,7 @@ class NASCifarEnv(NASEnv):
     - ``eval_seed``: the training seed (weights, data order, augmentation). On the CPU the same
       architecture, budget and seed give the same accuracy.
     - ``evaluator``: replaces the trainer (any callable ``arch -> metrics``); tests use it.
-    - ``reward``, ``store``, ``render_mode``, ``failure_reward``: as in ``NASEnv``.
+    - ``reward``, ``store``, ``render_mode``, ``failure_reward``, ``executor``: as in ``NASEnv``.
 
     ## Version History
 
@@ -67,6 +68,7 @@ class NASCifarEnv(NASEnv):
         download: bool = False,
         eval_seed: int = 0,
         failure_reward: float = 0.0,
+        executor: Executor | str | None = None,
     ):
         space = make_space(space)
         if evaluator is None:
@@ -82,4 +84,5 @@ class NASCifarEnv(NASEnv):
             store=store,
             render_mode=render_mode,
             failure_reward=failure_reward,
+            executor=executor,
         )

@@ -99,6 +99,10 @@ class NASEnv(gym.Env[np.ndarray, np.int64]):
       one decision a line).
     - ``failure_reward``: the reward of an evaluation with status ``diverged``, ``oom`` or
       ``failed``.
+    - ``executor``: where evaluations run: ``None`` (default: in this process), ``"processes"``,
+      ``"ray"`` or an :class:`~nas_gym.evaluation.executors.Executor` (a Ray cluster's GPU, say).
+      One env evaluates one architecture at a time; for several at once use
+      :class:`~nas_gym.vector.NASVectorEnv`. An executor given by name is closed with the env.
 
     ## Version History
 
@@ -125,6 +129,7 @@ class NASEnv(gym.Env[np.ndarray, np.int64]):
         store: EvaluationStore | str | os.PathLike[str] | None = None,
         render_mode: str | None = None,
         failure_reward: float = 0.0,
+        executor: Executor | str | None = None,
     ):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
@@ -135,6 +140,12 @@ class NASEnv(gym.Env[np.ndarray, np.int64]):
         self.runner = EvaluationRunner(evaluator, self.space.name, store)
         self.render_mode = render_mode
         self.failure_reward = float(failure_reward)
+        self._owns_executor = isinstance(executor, str)
+        if isinstance(executor, str):
+            from nas_gym.evaluation.executors import make_executor
+
+            executor = make_executor(executor)
+        self.executor: Executor | None = executor
         self.action_space = spaces.Discrete(self.space.num_actions)
         self.observation_space = spaces.MultiDiscrete(
             np.array(self.space.slot_choices, dtype=np.int64) + 1
@@ -157,7 +168,7 @@ class NASEnv(gym.Env[np.ndarray, np.int64]):
 
     def step(self, action: Any) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
         arch = self.apply_decision(action)
-        return self.finish_step(None if arch is None else self.evaluate(arch))
+        return self.finish_step(None if arch is None else self._evaluate_canonical(arch))
 
     # ------------------------------------------------------------------ the two halves of step
     def apply_decision(self, action: Any) -> str | None:
@@ -235,9 +246,15 @@ class NASEnv(gym.Env[np.ndarray, np.int64]):
     def evaluate(self, arch: Any) -> dict[str, Any]:
         """Metrics of a complete architecture (choice tuple or string), through the same cache,
         store and evaluator as an episode: ``arch``, ``cached`` and the evaluator's metrics."""
-        values = self.space.validate(arch)
-        text = self.space.format(values)
-        metrics, cached = self.runner.evaluate(text)
+        return self._evaluate_canonical(self.space.format(self.space.validate(arch)))
+
+    def _evaluate_canonical(self, text: str) -> dict[str, Any]:
+        # ``text`` is already canonical (it came from space.format): the step path skips the
+        # second parse that evaluate() needs for user input.
+        if self.executor is None:
+            metrics, cached = self.runner.evaluate(text)
+        else:
+            ((metrics, cached),) = self.runner.evaluate_many([text], self.executor)
         return {**metrics, "arch": text, "cached": cached}
 
     def evaluate_many(self, archs: Sequence[Any], executor: Executor | None = None) -> list[dict[str, Any]]:
@@ -273,4 +290,7 @@ class NASEnv(gym.Env[np.ndarray, np.int64]):
     def close(self) -> None:
         if self.runner.store is not None:
             self.runner.store.close()
+        if self._owns_executor and self.executor is not None:
+            self.executor.close()
+            self.executor = None
         super().close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 from nas_gym.envs.nas_env import NASEnv
+from nas_gym.evaluation.executors import Executor
 from nas_gym.evaluation.runner import Evaluator
 from nas_gym.evaluation.store import EvaluationStore
 from nas_gym.evaluation.tables import MacroEvaluator, NB201Evaluator
@@ -55,7 +56,7 @@ class NASBench201Env(NASEnv):
       table is ``<data_dir>/nasbench201/nasbench201_all15625.csv``.
     - ``evaluator``: replaces the table (any callable ``arch -> metrics``); ``dataset``, ``metric``
       and ``data_dir`` are then unused.
-    - ``reward``, ``store``, ``render_mode``, ``failure_reward``: as in ``NASEnv``. With a store,
+    - ``reward``, ``store``, ``render_mode``, ``failure_reward``, ``executor``: as in ``NASEnv``. With a store,
       lookups are recorded like trained evaluations.
 
     ## Version History
@@ -85,6 +86,7 @@ class NASBench201Env(NASEnv):
         dataset: str = "cifar10",
         metric: str = "12ep",
         failure_reward: float = 0.0,
+        executor: Executor | str | None = None,
     ):
         space = make_space(space)
         if evaluator is None:
@@ -97,6 +99,7 @@ class NASBench201Env(NASEnv):
             store=store,
             render_mode=render_mode,
             failure_reward=failure_reward,
+            executor=executor,
         )
 
 
@@ -129,7 +132,7 @@ class NASBenchMacroEnv(NASEnv):
       table is ``<data_dir>/nasbenchmacro/nas-bench-macro_cifar10.json``.
     - ``evaluator``: replaces the table (any callable ``arch -> metrics``); ``eval_seed`` and
       ``data_dir`` are then unused.
-    - ``reward``, ``store``, ``render_mode``, ``failure_reward``: as in ``NASEnv``.
+    - ``reward``, ``store``, ``render_mode``, ``failure_reward``, ``executor``: as in ``NASEnv``.
 
     ## Version History
 
@@ -158,6 +161,7 @@ class NASBenchMacroEnv(NASEnv):
         render_mode: str | None = None,
         eval_seed: int = 0,
         failure_reward: float = 0.0,
+        executor: Executor | str | None = None,
     ):
         space = make_space(space)
         if evaluator is None:
@@ -170,4 +174,5 @@ class NASBenchMacroEnv(NASEnv):
             store=store,
             render_mode=render_mode,
             failure_reward=failure_reward,
+            executor=executor,
         )

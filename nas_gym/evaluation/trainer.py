@@ -194,11 +194,16 @@ def _device_text(device: str | torch.device) -> str:
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` as a checked
+    """``"auto"`` (a CUDA device when available, round robin over worker processes, else the CPU),
+    ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` as a checked
     ``torch.device``; raises ``ValueError`` for anything else or a CUDA device that is not there."""
     text = _device_text(device)
     if text == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        # In a worker process of a vector env or an executor, worker i takes GPU i % n, so the
+        # workers of one machine spread over all its GPUs (the CPU when there is none).
+        from nas_gym.evaluation.executors import auto_device
+
+        return torch.device(auto_device())
     resolved = torch.device(text)
     if resolved.type == "cuda":
         if not torch.cuda.is_available():
