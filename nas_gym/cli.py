@@ -138,6 +138,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         seed=args.seed,
         budget_seconds=args.budget_seconds,
         env_kwargs=_env_kwargs(args),
+        batch=args.batch if args.batch is not None else args.workers,
     )
     total = args.episodes
     bar = tqdm(total=total, desc=f"{args.agent} on {args.env}", unit="ep", dynamic_ncols=True, file=sys.stderr)
@@ -150,7 +151,16 @@ def cmd_search(args: argparse.Namespace) -> int:
         bar.set_postfix(postfix, refresh=False)
         bar.refresh()
 
-    summary = run_search(config, out, resume=args.resume, on_episode=on_episode, tensorboard=args.tensorboard)
+    summary = run_search(
+        config,
+        out,
+        resume=args.resume,
+        on_episode=on_episode,
+        tensorboard=args.tensorboard,
+        executor=args.executor,
+        workers=args.workers,
+        ray_address=args.ray_address,
+    )
     bar.close()
     print(f"episodes: {summary['episodes']}  best reward: {summary['best_reward']:.4f}")
     print(f"best architecture: {summary['best_arch']}")
@@ -189,7 +199,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         episodes=args.episodes,
         budget_seconds=args.budget_seconds,
         env_kwargs=_env_kwargs(args),
+        executor=args.executor,
         workers=args.workers,
+        ray_address=args.ray_address,
         on_result=on_result,
     )
     bar.close()
@@ -225,6 +237,21 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------- parser
+def _add_executor_options(
+    parser: argparse.ArgumentParser, what: str = "evaluations", default: str = "serial"
+) -> None:
+    from nas_gym.evaluation.executors import EXECUTORS
+
+    parser.add_argument(
+        "--executor",
+        choices=list(EXECUTORS),
+        default=default,
+        help=f"where {what} run: " + "; ".join(f"{k}: {v}" for k, v in EXECUTORS.items()),
+    )
+    parser.add_argument("--workers", type=_positive_int, help="concurrent workers of the executor")
+    parser.add_argument("--ray-address", help="an existing Ray cluster (default: a local instance on loopback)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nas-gym", description="Neural architecture search as Gymnasium environments.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -245,6 +272,13 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--out", help="run folder (default runs/<env>-<agent>-<time>)")
     search.add_argument("--resume", action="store_true", help="continue the run in --out")
     search.add_argument("--tensorboard", metavar="DIR", help="write TensorBoard logs (reward, best, agent losses)")
+    search.add_argument(
+        "--batch",
+        type=_positive_int,
+        help="architectures random/evolution/reinforce propose at once and evaluate together "
+        "(default: --workers, else the agent's own); the history depends on it, not on --executor",
+    )
+    _add_executor_options(search)
     search.set_defaults(func=cmd_search)
 
     compare = sub.add_parser("compare", help="compare agents over seeds on one env")
@@ -257,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--device", help="NASCifar-v0 device")
     compare.add_argument("--space", help="search space preset")
     compare.add_argument("--reward", help="objective: accuracy (default), mnas-params, mnas-flops")
-    compare.add_argument("--workers", type=_positive_int, help="worker processes (default: CPU cores)")
+    _add_executor_options(compare, what="runs (default: processes, one per CPU core)", default="processes")
     compare.add_argument("--out", help="output folder (default runs/compare-<env>-<time>)")
     compare.set_defaults(func=cmd_compare)
 
@@ -296,6 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         RunFolderError,
         StoreError,
         DataNotFoundError,
+        ImportError,  # an optional extra (ray, tensorboard) that is not installed
         ValueError,
         TypeError,
     ) as exc:

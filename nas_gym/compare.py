@@ -12,12 +12,14 @@ import math
 import multiprocessing as mp
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from nas_gym.errors import did_you_mean
 
 RESULT_COLUMNS = (
     "agent",
@@ -69,16 +71,19 @@ def optimum_of(env: Any) -> dict[str, float]:
 
 def run_one(spec: RunSpec) -> RunResult:
     """Run one search (also the body of a worker process)."""
-    import gymnasium as gym
-
     import nas_gym  # noqa: F401 - registers the env ids in a fresh worker
     from agents import make_agent
-    from nas_gym.runs import env_accepts
+    from nas_gym.runs import SearchConfig, make_env
 
-    kwargs = dict(spec.env_kwargs)
-    if env_accepts(spec.env, "eval_seed"):
-        kwargs.setdefault("eval_seed", spec.seed)
-    env = gym.make(spec.env, **kwargs)
+    config = SearchConfig(
+        env=spec.env,
+        agent=spec.agent,
+        episodes=spec.episodes,
+        seed=spec.seed,
+        budget_seconds=spec.budget_seconds,
+        env_kwargs=spec.env_kwargs,
+    )
+    env = make_env(config)
     agent = make_agent(spec.agent, seed=spec.seed)
     episodes = spec.episodes
     if episodes is None and spec.max_episodes is not None:
@@ -130,11 +135,18 @@ def run_compare(
     episodes: int | None = None,
     budget_seconds: float | None = None,
     env_kwargs: dict[str, Any] | None = None,
+    executor: str = "processes",
     workers: int | None = None,
+    ray_address: str | None = None,
     max_episodes: int | None = 10_000,
     on_result: Callable[[RunResult], None] | None = None,
 ) -> list[RunResult]:
-    """Run every agent with seeds ``0..seeds-1`` and write the three outputs into ``out``."""
+    """Run every agent with seeds ``0..seeds-1`` and write the three outputs into ``out``.
+
+    ``executor`` spreads the runs: ``"serial"`` (one after another), ``"processes"`` (``workers``
+    processes, default one per core) or ``"ray"`` (Ray tasks, on a local instance or the cluster
+    at ``ray_address``). Each run is seeded, so the results do not depend on it.
+    """
     if episodes is None and budget_seconds is None:
         raise ValueError("expected episodes or budget_seconds, got neither")
     if seeds < 1:
@@ -144,28 +156,50 @@ def run_compare(
         for agent in agents
         for seed in range(seeds)
     ]
-    workers = max(1, min(workers or os.cpu_count() or 1, len(specs)))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     results: list[RunResult] = []
-    if workers == 1:
-        for spec in specs:
-            results.append(run_one(spec))
-            if on_result:
-                on_result(results[-1])
-    else:
-        # spawn: workers must not inherit a parent's torch threads or CUDA state.
-        with mp.get_context("spawn").Pool(workers) as pool:
-            for result in pool.imap_unordered(run_one, specs):
-                results.append(result)
-                if on_result:
-                    on_result(result)
+    for result in _spread(specs, executor, workers, ray_address):
+        results.append(result)
+        if on_result:
+            on_result(result)
     order = {(s.agent, s.seed): i for i, s in enumerate(specs)}
     results.sort(key=lambda r: order[(r.row["agent"], r.row["seed"])])
     write_results_csv(out / "results.csv", results)
     (out / "summary.md").write_text(summary_markdown(env, agents, results, episodes, budget_seconds))
     plot_best_so_far(out / "best_so_far.png", env, agents, results, budget_seconds)
     return results
+
+
+def _spread(
+    specs: Sequence[RunSpec], executor: str, workers: int | None, ray_address: str | None
+) -> Iterator[RunResult]:
+    """The results of ``run_one`` over ``specs``, in the order they finish."""
+    from nas_gym.evaluation.executors import EXECUTORS, RayExecutor, import_ray
+
+    if executor not in EXECUTORS:
+        raise ValueError(f"expected executor in {sorted(EXECUTORS)}, got {executor!r}{did_you_mean(executor, EXECUTORS)}")
+    if ray_address is not None and executor != "ray":
+        raise ValueError(f"expected --ray-address only with executor 'ray', got it with {executor!r}")
+    workers = max(1, min(workers or os.cpu_count() or 1, len(specs)))
+    if executor == "serial" or (executor == "processes" and workers == 1):
+        yield from map(run_one, specs)
+    elif executor == "processes":
+        # spawn: workers must not inherit a parent's torch threads or CUDA state.
+        with mp.get_context("spawn").Pool(workers) as pool:
+            yield from pool.imap_unordered(run_one, specs)
+    else:
+        # The executor owns the connection (a loopback-only local instance, or the cluster).
+        connection = RayExecutor(workers, address=ray_address)
+        try:
+            ray = import_ray()
+            task = ray.remote(run_one).options(num_cpus=1)
+            pending = [task.remote(spec) for spec in specs]
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                yield from ray.get(done)
+        finally:
+            connection.close()
 
 
 def write_results_csv(path: Path, results: Sequence[RunResult]) -> None:

@@ -25,11 +25,14 @@ import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 
 from nas_gym.evaluation.store import EvaluationStore, StoreError
+
+if TYPE_CHECKING:
+    from nas_gym.evaluation.executors import Executor
 
 CONFIG = "config.json"
 HISTORY = "history.jsonl"
@@ -61,6 +64,10 @@ class SearchConfig:
     """Extra keyword arguments of ``gym.make`` (``budget``, ``device``, ``space`` ...)."""
     agent_kwargs: dict[str, Any] = field(default_factory=dict)
     """Extra keyword arguments of ``make_agent``."""
+    batch: int | None = None
+    """Architectures a batch agent (``random``, ``evolution``, ``reinforce``) proposes at once:
+    the copies of the :class:`~nas_gym.vector.NASVectorEnv` it searches, evaluated together.
+    ``None``: the agent's own ``batch_size``. The history depends on it, never on the executor."""
 
     def __post_init__(self) -> None:
         if self.episodes is None and self.budget_seconds is None:
@@ -69,6 +76,8 @@ class SearchConfig:
             raise ValueError(f"expected episodes as a positive integer, got {self.episodes!r}")
         if self.budget_seconds is not None and not self.budget_seconds > 0:
             raise ValueError(f"expected budget_seconds > 0, got {self.budget_seconds!r}")
+        if self.batch is not None and (not isinstance(self.batch, int) or self.batch < 1):
+            raise ValueError(f"expected batch as a positive integer, got {self.batch!r}")
 
 
 def env_accepts(env_id: str, name: str) -> bool:
@@ -79,15 +88,37 @@ def env_accepts(env_id: str, name: str) -> bool:
     return name in inspect.signature(target).parameters
 
 
-def make_env(config: SearchConfig, store: str | os.PathLike[str] | None = None) -> gym.Env:
-    """The env of a run: ``gym.make(config.env, **env_kwargs)``, with the run's seed as the
-    evaluation seed where the env has one, and the store where given."""
+def env_kwargs_of(config: SearchConfig, store: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """The env keyword arguments of a run: its ``env_kwargs``, the run's seed as the evaluation
+    seed where the env has one, and the store where given."""
     kwargs = dict(config.env_kwargs)
     if env_accepts(config.env, "eval_seed"):
         kwargs.setdefault("eval_seed", config.seed)
     if store is not None:
         kwargs["store"] = store
-    return gym.make(config.env, **kwargs)
+    return kwargs
+
+
+def make_env(
+    config: SearchConfig,
+    store: str | os.PathLike[str] | None = None,
+    executor: Executor | None = None,
+    batch: int | None = None,
+) -> gym.Env | gym.vector.VectorEnv:
+    """The env a run's agent searches: ``gym.make(config.env, ...)`` for agents that run one
+    episode at a time (their evaluations go to ``executor`` one by one), or, with ``batch``, a
+    :class:`~nas_gym.vector.NASVectorEnv` of ``batch`` copies whose architectures are evaluated
+    together on ``executor``. The caller closes ``executor``."""
+    kwargs = env_kwargs_of(config, store)
+    if batch is None:
+        if executor is not None and env_accepts(config.env, "executor"):
+            kwargs["executor"] = executor
+        return gym.make(config.env, **kwargs)
+    from nas_gym.vector import NASVectorEnv
+
+    return NASVectorEnv(
+        config.env, num_envs=batch, executor=executor or "serial", autoreset_mode="Disabled", **kwargs
+    )
 
 
 class RunFolder:
@@ -215,12 +246,17 @@ def run_search(
     resume: bool = False,
     on_episode: Callable[[dict[str, Any], dict[str, Any] | None], None] | None = None,
     tensorboard: str | os.PathLike[str] | None = None,
+    executor: str = "serial",
+    workers: int | None = None,
+    ray_address: str | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) the search ``config`` in the folder ``out``; returns the summary.
 
     ``on_episode(record, best)`` is called after each finished episode (progress displays).
     ``tensorboard``: a folder for TensorBoard event files: per episode the reward, best reward
     so far, accuracy and train seconds, and the agent's learning figures (losses, entropy).
+    ``executor``, ``workers``, ``ray_address``: where evaluations run
+    (:func:`~nas_gym.evaluation.executors.make_executor`); they change speed, not the history.
     """
     from agents import make_agent
 
@@ -233,9 +269,7 @@ def run_search(
                 f"({saved.env}, {saved.agent}, {saved.seed}), got ({config.env}, {config.agent}, "
                 f"{config.seed})"
             )
-        config = SearchConfig(
-            **{**asdict(saved), "episodes": config.episodes or saved.episodes}
-        )
+        config = SearchConfig(**{**asdict(saved), "episodes": config.episodes or saved.episodes})
     elif (folder.path / HISTORY).exists() or (folder.path / CHECKPOINT).exists():
         raise RunFolderError(
             f"expected an empty or new folder, got the run in {folder.path}: pass --resume to "
@@ -245,9 +279,11 @@ def run_search(
         store = EvaluationStore(folder.store_path)
     except StoreError as exc:
         raise RunFolderError(str(exc)) from exc
-    folder.write_config(config)
 
     agent = make_agent(config.agent, seed=config.seed, **config.agent_kwargs)
+    if agent.supports_batches and config.batch is None:
+        config.batch = agent.batch_size
+    folder.write_config(config)
     history: list[dict[str, Any]] = []
     if resume:
         history = folder.read_history()
@@ -266,7 +302,11 @@ def run_search(
         folder.rewrite_history(history)
 
     writer = _tensorboard_writer(tensorboard)
-    env = make_env(config, store=store.path)
+    from nas_gym.evaluation.executors import make_executor
+
+    # A serial executor serves any batch: workers count only for concurrent executors.
+    pool = make_executor(executor, workers=None if executor == "serial" else workers, ray_address=ray_address)
+    env = make_env(config, store=store.path, executor=pool, batch=config.batch if agent.supports_batches else None)
     offset = len(history)
     prior_seconds = sum(float(r.get("train_seconds", 0.0)) for r in history)
     started = time.time()
@@ -305,6 +345,7 @@ def run_search(
             agent.search(env, episodes=remaining, budget_seconds=budget_left, callback=callback)
     finally:
         env.close()
+        pool.close()
         if writer is not None:
             writer.close()
     best = best_of(history)
@@ -312,6 +353,8 @@ def run_search(
         "env": config.env,
         "agent": config.agent,
         "seed": config.seed,
+        "batch": config.batch,
+        "executor": executor,
         "episodes": len(history),
         "best_arch": None if best is None else best["arch"],
         "best_reward": None if best is None else best["reward"],

@@ -158,3 +158,43 @@ def test_search_logs_to_tensorboard(tmp_path: Path, data_dir: Path) -> None:
     assert {"search/reward", "search/best_reward", "agent/loss", "agent/entropy"} <= tags
     best = [e.value for e in events.Scalars("search/best_reward")]
     assert len(best) == 12 and best == sorted(best)
+
+
+def _history(out: Path) -> list[tuple]:
+    records = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    return [(r["episode"], r["arch"], r["accuracy"], r["reward"]) for r in records]
+
+
+def test_search_history_does_not_depend_on_the_executor(tmp_path: Path, data_dir: Path) -> None:
+    pytest.importorskip("ray")
+    runs = {}
+    for executor in ("serial", "processes", "ray"):
+        out = tmp_path / executor
+        proc = nas_gym_cli("search", "--env", "NASBench201-v0", "--agent", "evolution", "--episodes", "24",
+                           "--seed", "5", "--batch", "4", "--executor", executor, "--workers", "2",
+                           "--out", str(out))
+        assert proc.returncode == 0, proc.stderr
+        runs[executor] = _history(out)
+        assert json.loads((out / "summary.json").read_text())["executor"] == executor
+    assert len(runs["serial"]) == 24
+    assert runs["serial"] == runs["processes"] == runs["ray"]
+
+
+def test_compare_results_do_not_depend_on_the_executor(tmp_path: Path, data_dir: Path) -> None:
+    pytest.importorskip("ray")
+    rows = {}
+    for executor in ("serial", "ray"):
+        out = tmp_path / executor
+        proc = nas_gym_cli("compare", "--env", "NASBench201-v0", "--agents", "random,reinforce", "--seeds", "2",
+                           "--episodes", "20", "--executor", executor, "--workers", "2", "--out", str(out))
+        assert proc.returncode == 0, proc.stderr
+        with open(out / "results.csv") as f:
+            rows[executor] = [(r["agent"], r["seed"], r["best_arch"], r["test_accuracy"]) for r in csv.DictReader(f)]
+    assert len(rows["serial"]) == 4 and rows["serial"] == rows["ray"]
+
+
+def test_unknown_executor_exits_2(capsys) -> None:
+    assert main(["search", "--env", "NASBench201-v0", "--agent", "random", "--episodes", "2",
+                 "--executor", "dask"]) == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'dask'" in err and len(err.strip().splitlines()) == 1
