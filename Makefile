@@ -18,7 +18,7 @@ $(BIN)/nas-gym: pyproject.toml
 venv: $(BIN)/nas-gym
 
 demo: venv
-	$(BIN)/nas-gym search --env NASCifar-v0 --agent reinforce --episodes 12 --budget smoke --seed 0 --out runs/demo
+	$(BIN)/nas-gym search --env NASCifar-v0 --agent reinforce --episodes 12 --budget smoke --seed 0
 
 test: venv
 	$(BIN)/ruff check nas_gym agents tests examples benchmarks
