@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from nas_gym.config import resolve_data_dir
+from nas_gym.evaluation.executors import SerialExecutor
 
 
 def _has(path: Path) -> bool:
@@ -40,3 +41,14 @@ def hash_accuracy(arch: str) -> dict[str, float]:
 @pytest.fixture
 def instant_evaluator():
     return hash_accuracy
+
+
+class RecordingExecutor(SerialExecutor):
+    """A serial executor that remembers each batch of architectures it was given."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+
+    def map(self, evaluator, archs):
+        self.batches.append(list(archs))
+        return super().map(evaluator, archs)

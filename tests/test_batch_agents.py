@@ -13,14 +13,14 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import hash_accuracy
+from conftest import RecordingExecutor, hash_accuracy
 from test_agent_learning import MatchTarget
 
 import nas_gym  # noqa: F401
 from agents import Agent, EvolutionAgent, make_agent
 from nas_gym.envs import NASEnv
 from nas_gym.evaluation import executors
-from nas_gym.evaluation.executors import RayExecutor, SerialExecutor
+from nas_gym.evaluation.executors import RayExecutor
 from nas_gym.spaces import SearchSpace, make_space
 from nas_gym.vector import NASVectorEnv
 
@@ -38,17 +38,6 @@ class TenSeconds:
 
     def __call__(self, arch: str) -> dict[str, float]:
         return {**hash_accuracy(arch), "train_seconds": 10.0}
-
-
-class RecordingExecutor(SerialExecutor):
-    """A serial executor that remembers each batch of architectures it was given."""
-
-    def __init__(self) -> None:
-        self.batches: list[list[str]] = []
-
-    def map(self, evaluator, archs):
-        self.batches.append(list(archs))
-        return super().map(evaluator, archs)
 
 
 class CountEnds(gym.vector.VectorWrapper):

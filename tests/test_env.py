@@ -9,7 +9,7 @@ import warnings
 import gymnasium as gym
 import numpy as np
 import pytest
-from conftest import hash_accuracy
+from conftest import RecordingExecutor, hash_accuracy
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
@@ -268,16 +268,7 @@ def test_longest_episode_is_not_truncated(env_id: str, steps: int) -> None:
 
 
 def test_executor_runs_single_evaluations() -> None:
-    from nas_gym.evaluation.executors import SerialExecutor
-
-    class Counting(SerialExecutor):
-        batches: list[list[str]] = []
-
-        def map(self, evaluator, archs):
-            self.batches.append(list(archs))
-            return super().map(evaluator, archs)
-
-    executor = Counting()
+    executor = RecordingExecutor()
     env = gym.make("NASBench201-v0", evaluator=hash_accuracy, executor=executor)
     *_, info = run_episode(env, [1] * 6)
     assert executor.batches == [[info["arch"]]] and info["cached"] is False

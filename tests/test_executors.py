@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import hash_accuracy
+from conftest import RecordingExecutor, hash_accuracy
 
 from nas_gym.evaluation import executors
 from nas_gym.evaluation.executors import (
@@ -73,17 +73,6 @@ def not_a_dict(arch: str) -> float:
 def without_seconds(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Metrics minus what depends on where they ran."""
     return [{k: v for k, v in r.items() if k not in ("train_seconds", "pid", "worker")} for r in results]
-
-
-class RecordingExecutor(SerialExecutor):
-    """A serial executor that remembers each batch it was given."""
-
-    def __init__(self) -> None:
-        self.batches: list[list[str]] = []
-
-    def map(self, evaluator, archs):
-        self.batches.append(list(archs))
-        return super().map(evaluator, archs)
 
 
 # ---------------------------------------------------------------------------------------- fixtures

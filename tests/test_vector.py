@@ -11,7 +11,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import pytest
-from conftest import hash_accuracy
+from conftest import RecordingExecutor, hash_accuracy
 
 import nas_gym  # noqa: F401
 from nas_gym.envs import InvalidActionError, NASEnv
@@ -139,17 +139,6 @@ def test_variable_length_episodes_run_in_lockstep() -> None:
     np.testing.assert_array_equal(obs[0][:3], [4, 1, 0])  # copy 0's new episode: depth 4, then k3 (2 % 2)
     assert rewards_at[3] == [hash_accuracy("k3-sigmoid-avg")["accuracy"], 0.0]
     assert rewards_at[6] == [0.0, hash_accuracy("k3-sigmoid-max|k5-relu-avg")["accuracy"]]
-
-
-class RecordingExecutor(SerialExecutor):
-    """A serial executor that remembers each batch it was given."""
-
-    def __init__(self) -> None:
-        self.batches: list[list[str]] = []
-
-    def map(self, evaluator, archs):
-        self.batches.append(list(archs))
-        return super().map(evaluator, archs)
 
 
 def test_disabled_autoreset_lets_episodes_of_different_lengths_end_together() -> None:

@@ -112,8 +112,33 @@ def _read_bytes(path: Path, relative: Path, expected: str) -> bytes:
         raise TableError(f"expected a file at {path}, got a directory. {_where(relative)}") from None
 
 
+class _RowIndex:
+    """Row lookup by canonical architecture string, shared by both tables."""
+
+    path: Path
+    _rows: dict[str, int]
+    _expected: str
+    """What :meth:`row` says it expected, e.g. ``"a NAS-Bench-201 arch_str"``."""
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __contains__(self, arch: object) -> bool:
+        return arch in self._rows
+
+    def row(self, arch: str) -> int:
+        """The row of the canonical string ``arch``; raises :class:`InvalidArchitectureError`."""
+        try:
+            return self._rows[arch]
+        except (KeyError, TypeError):
+            raise InvalidArchitectureError(f"expected {self._expected} of the table {self.path}, got {arch!r}") from None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.path)!r}, rows={len(self)})"
+
+
 # ---------------------------------------------------------------------------- NAS-Bench-201
-class NB201Table:
+class NB201Table(_RowIndex):
     """The NAS-Bench-201 CSV, parsed and checked.
 
     ``columns`` maps every numeric column name to a read-only float array in row order;
@@ -127,6 +152,7 @@ class NB201Table:
         self.arch_strs = arch_strs
         self.columns = columns
         self._rows = {arch: i for i, arch in enumerate(arch_strs)}
+        self._expected = "a NAS-Bench-201 arch_str"
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> NB201Table:
@@ -198,23 +224,6 @@ class NB201Table:
                 raise malformed(f"got a value outside 0..100 (percent) in column {name}")
         return cls(path, hashlib.sha256(raw).hexdigest(), arch_strs, columns)
 
-    def __len__(self) -> int:
-        return len(self.arch_strs)
-
-    def __contains__(self, arch: object) -> bool:
-        return arch in self._rows
-
-    def row(self, arch: str) -> int:
-        """The row of the canonical string ``arch``; raises :class:`InvalidArchitectureError`."""
-        try:
-            return self._rows[arch]
-        except (KeyError, TypeError):
-            raise InvalidArchitectureError(
-                f"expected a NAS-Bench-201 arch_str of the table {self.path}, got {arch!r}"
-            ) from None
-
-    def __repr__(self) -> str:
-        return f"NB201Table({str(self.path)!r}, rows={len(self)})"
 
 
 def _is_number(text: str) -> bool:
@@ -226,7 +235,7 @@ def _is_number(text: str) -> bool:
 
 
 # ---------------------------------------------------------------------------- NAS-Bench-Macro
-class MacroTable:
+class MacroTable(_RowIndex):
     """The NAS-Bench-Macro JSON, parsed and checked.
 
     ``archs`` holds the 8-digit strings in file order; ``test_acc`` (shape ``(n, 3)``, percent),
@@ -250,6 +259,7 @@ class MacroTable:
         self.params = params
         self.flops = flops
         self._rows = {arch: i for i, arch in enumerate(archs)}
+        self._expected = "an 8-digit NAS-Bench-Macro architecture"
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> MacroTable:
@@ -303,23 +313,6 @@ class MacroTable:
             array.flags.writeable = False
         return cls(path, hashlib.sha256(raw).hexdigest(), tuple(archs), *arrays)
 
-    def __len__(self) -> int:
-        return len(self.archs)
-
-    def __contains__(self, arch: object) -> bool:
-        return arch in self._rows
-
-    def row(self, arch: str) -> int:
-        """The row of the 8-digit string ``arch``; raises :class:`InvalidArchitectureError`."""
-        try:
-            return self._rows[arch]
-        except (KeyError, TypeError):
-            raise InvalidArchitectureError(
-                f"expected an 8-digit NAS-Bench-Macro architecture of the table {self.path}, got {arch!r}"
-            ) from None
-
-    def __repr__(self) -> str:
-        return f"MacroTable({str(self.path)!r}, rows={len(self)})"
 
 
 def _is_real(value: Any) -> bool:
