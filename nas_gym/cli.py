@@ -131,28 +131,49 @@ def cmd_search(args: argparse.Namespace) -> int:
         env_kwargs=_env_kwargs(args),
         batch=args.batch if args.batch is not None else args.workers,
     )
-    total = args.episodes
-    bar = tqdm(total=total, desc=f"{args.agent} on {args.env}", unit="ep", dynamic_ncols=True, file=sys.stderr)
+    # The bar appears once the env is built, so set-up errors print as one line. It counts
+    # episodes, or simulated seconds for a time budget, so that tqdm's estimate is the time left.
+    by_time = args.episodes is None
+    bars: list[Any] = []
+
+    def on_start(history: list[dict[str, Any]]) -> None:
+        done = history[-1]["cumulative_seconds"] if by_time and history else len(history)
+        bars.append(
+            tqdm(
+                total=args.budget_seconds if by_time else args.episodes,
+                initial=done,
+                desc=f"{args.agent} on {args.env}",
+                unit="sim s" if by_time else "ep",
+                dynamic_ncols=True,
+                file=sys.stderr,
+            )
+        )
 
     def on_episode(record: dict[str, Any], best: dict[str, Any] | None) -> None:
-        bar.n = record["episode"] + 1
-        postfix = {"best": f"{best['reward']:.4f}" if best else "-", "last": f"{record['reward']:.4f}"}
+        bar = bars[0]
+        bar.n = min(record["cumulative_seconds"], bar.total) if by_time else record["episode"] + 1
+        postfix = {"episodes": record["episode"] + 1} if by_time else {}
+        postfix.update(best=f"{best['reward']:.4f}" if best else "-", last=f"{record['reward']:.4f}")
         if record.get("cached"):
             postfix["cached"] = "yes"
         bar.set_postfix(postfix, refresh=False)
         bar.refresh()
 
-    summary = run_search(
-        config,
-        out,
-        resume=args.resume,
-        on_episode=on_episode,
-        tensorboard=args.tensorboard,
-        executor=args.executor,
-        workers=args.workers,
-        ray_address=args.ray_address,
-    )
-    bar.close()
+    try:
+        summary = run_search(
+            config,
+            out,
+            resume=args.resume,
+            on_episode=on_episode,
+            on_start=on_start,
+            tensorboard=args.tensorboard,
+            executor=args.executor,
+            workers=args.workers,
+            ray_address=args.ray_address,
+        )
+    finally:
+        for bar in bars:
+            bar.close()
     print(f"episodes: {summary['episodes']}  best reward: {summary['best_reward']:.4f}")
     print(f"best architecture: {summary['best_arch']}")
     print(f"run folder: {out} (history.jsonl, summary.json, evaluations.sqlite)")

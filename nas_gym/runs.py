@@ -245,6 +245,7 @@ def run_search(
     out: str | os.PathLike[str],
     resume: bool = False,
     on_episode: Callable[[dict[str, Any], dict[str, Any] | None], None] | None = None,
+    on_start: Callable[[list[dict[str, Any]]], None] | None = None,
     tensorboard: str | os.PathLike[str] | None = None,
     executor: str = "serial",
     workers: int | None = None,
@@ -252,7 +253,9 @@ def run_search(
 ) -> dict[str, Any]:
     """Run (or resume) the search ``config`` in the folder ``out``; returns the summary.
 
-    ``on_episode(record, best)`` is called after each finished episode (progress displays).
+    ``on_start(history)`` is called once the env and agent are ready, with the episodes a
+    resumed run already has; ``on_episode(record, best)`` after each finished episode (progress
+    displays).
     ``tensorboard``: a folder for TensorBoard event files: per episode the reward, best reward
     so far, accuracy and train seconds, and the agent's learning figures (losses, entropy).
     ``executor``, ``workers``, ``ray_address``: where evaluations run
@@ -340,6 +343,8 @@ def run_search(
     finished = (remaining is not None and remaining <= 0) or (
         budget_left is not None and budget_left <= 0
     )
+    if on_start is not None:
+        on_start(list(history))
     try:
         if not finished:
             agent.search(env, episodes=remaining, budget_seconds=budget_left, callback=callback)
