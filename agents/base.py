@@ -267,6 +267,14 @@ class SearchRecorder:
             return None
         self._episodes_without_arch = 0
         train_seconds = float(info.get("train_seconds") or 0.0)
+        if self.budget_seconds is not None and not self.history and not train_seconds > 0:
+            # A backend that records no training time (NAS-Bench-Macro) never uses up a time
+            # budget: the search would not end.
+            raise ValueError(
+                f"expected the env to record training time (info['train_seconds'] > 0) for a time "
+                f"budget, got {info.get('train_seconds')!r} for the first evaluation: limit the "
+                "search by episodes instead"
+            )
         self.spent_seconds += train_seconds
         record: EpisodeRecord = {
             "episode": len(self.history),

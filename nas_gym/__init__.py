@@ -16,28 +16,21 @@ ENVS: dict[str, str] = {
 }
 """Registered ids and a one-line description of each."""
 
+MAX_EPISODE_STEPS = 1_000
+"""The ``max_episode_steps`` of every registered id."""
+
 _SPECS = {
-    # nondeterministic: GPU training is not bit-reproducible.
-    "NASCifar-v0": ("nas_gym.envs.cifar:NASCifarEnv", "nas_gym.vector:make_cifar_vector_env", True, 31),
-    "NASBench201-v0": (
-        "nas_gym.envs.tables:NASBench201Env",
-        "nas_gym.vector:make_nb201_vector_env",
-        False,
-        6,
-    ),
-    "NASBenchMacro-v0": (
-        "nas_gym.envs.tables:NASBenchMacroEnv",
-        "nas_gym.vector:make_macro_vector_env",
-        False,
-        8,
-    ),
+    # (entry point, vector entry point, nondeterministic); GPU training is not bit-reproducible.
+    "NASCifar-v0": ("nas_gym.envs.cifar:NASCifarEnv", "nas_gym.vector:make_cifar_vector_env", True),
+    "NASBench201-v0": ("nas_gym.envs.tables:NASBench201Env", "nas_gym.vector:make_nb201_vector_env", False),
+    "NASBenchMacro-v0": ("nas_gym.envs.tables:NASBenchMacroEnv", "nas_gym.vector:make_macro_vector_env", False),
 }
 
-for _id, (_entry_point, _vector_entry_point, _nondeterministic, _max_steps) in _SPECS.items():
+for _id, (_entry_point, _vector_entry_point, _nondeterministic) in _SPECS.items():
     if _id not in registry:
-        # max_episode_steps: one more than the longest episode of the default space, so that the
-        # TimeLimit never cuts (or flags as truncated) a real episode: it is a safety net only,
-        # episodes end by themselves. Pass max_episode_steps= to gym.make for longer custom spaces.
+        # max_episode_steps: a safety net only (episodes end by themselves, after at most 31, 6
+        # or 8 decisions in the default spaces). It sits far above any real episode so that the
+        # TimeLimit never cuts or flags one, custom spaces with more decisions included.
         # vector_entry_point: gym.make_vec's default; its copies evaluate their architectures
         # together on an executor (nas_gym.vector.NASVectorEnv).
         register(
@@ -45,7 +38,7 @@ for _id, (_entry_point, _vector_entry_point, _nondeterministic, _max_steps) in _
             entry_point=_entry_point,
             vector_entry_point=_vector_entry_point,
             nondeterministic=_nondeterministic,
-            max_episode_steps=_max_steps + 1,
+            max_episode_steps=MAX_EPISODE_STEPS,
         )
 
 from nas_gym.envs import NASEnv  # noqa: E402

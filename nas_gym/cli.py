@@ -48,6 +48,7 @@ def _number(kind: type, minimum: float, strict: bool, what: str):
 _positive_int = _number(int, 0, strict=True, what="a positive integer")
 _non_negative_int = _number(int, 0, strict=False, what="an integer >= 0")
 _positive_float = _number(float, 0.0, strict=True, what="a positive number")
+_non_negative_float = _number(float, 0.0, strict=False, what="a number >= 0")
 
 
 def _budget(text: str) -> str | dict[str, Any]:
@@ -87,7 +88,7 @@ def _env_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         if value is None:
             continue
         if not env_accepts(args.env, key):
-            raise UsageError(f"--{option} is not an option of {args.env} (NASCifar-v0 takes it)")
+            raise UsageError(f"--{option} is not an option of {args.env}")
         kwargs[key] = value
     return kwargs
 
@@ -115,32 +116,37 @@ def cmd_agents(args: argparse.Namespace) -> int:
 def cmd_search(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from nas_gym.runs import SearchConfig, run_search
+    from nas_gym.runs import RunFolder, SearchConfig, run_search
 
-    out = Path(args.out) if args.out else Path("runs") / f"{args.env}-{args.agent}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = _out_folder(args.out, f"{args.env}-{args.agent}")
     if args.resume and not args.out:
         raise UsageError("nas-gym search: --resume needs --out DIR, the folder of the run to continue")
-    if args.episodes is None and args.budget_seconds is None:
+    episodes, budget_seconds = args.episodes, args.budget_seconds
+    if args.resume and episodes is None and budget_seconds is None:
+        saved = RunFolder(out).read_config()  # resume to the run's own stop
+        episodes, budget_seconds = saved.episodes, saved.budget_seconds
+    if episodes is None and budget_seconds is None:
         raise UsageError("nas-gym search: expected --episodes N or --budget-seconds T, got neither")
     config = SearchConfig(
         env=_check_env_id(args.env),
         agent=_check_agent(args.agent),
-        episodes=args.episodes,
+        episodes=episodes,
         seed=args.seed,
-        budget_seconds=args.budget_seconds,
+        budget_seconds=budget_seconds,
         env_kwargs=_env_kwargs(args),
-        batch=args.batch if args.batch is not None else args.workers,
+        batch=args.batch,
     )
+    _warn_idle_workers(args)
     # The bar appears once the env is built, so set-up errors print as one line. It counts
     # episodes, or simulated seconds for a time budget, so that tqdm's estimate is the time left.
-    by_time = args.episodes is None
+    by_time = config.episodes is None
     bars: list[Any] = []
 
     def on_start(history: list[dict[str, Any]]) -> None:
         done = history[-1]["cumulative_seconds"] if by_time and history else len(history)
         bars.append(
             tqdm(
-                total=args.budget_seconds if by_time else args.episodes,
+                total=config.budget_seconds if by_time else config.episodes,
                 initial=done,
                 desc=f"{args.agent} on {args.env}",
                 unit="sim s" if by_time else "ep",
@@ -170,6 +176,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             executor=args.executor,
             workers=args.workers,
             ray_address=args.ray_address,
+            num_gpus=args.num_gpus,
         )
     finally:
         for bar in bars:
@@ -193,7 +200,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         _check_agent(agent)
     if (args.episodes is None) == (args.budget_seconds is None):
         raise UsageError("nas-gym compare: expected exactly one of --episodes N and --budget-seconds T")
-    out = Path(args.out) if args.out else Path("runs") / f"compare-{args.env}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if len(set(agents)) != len(agents):
+        raise UsageError(f"nas-gym compare: expected distinct agents, got {','.join(agents)}")
+    out = _out_folder(args.out, f"compare-{args.env}")
     bar = tqdm(total=len(agents) * args.seeds, desc=f"compare on {args.env}", unit="run", file=sys.stderr)
 
     def on_result(result) -> None:
@@ -203,20 +212,23 @@ def cmd_compare(args: argparse.Namespace) -> int:
         bar.set_postfix_str(f"{row['agent']} seed {row['seed']}: best {row['best_reward']:.4f}"
                             + ("" if test is None else f", test {test:.4f}"))
 
-    run_compare(
-        args.env,
-        agents,
-        args.seeds,
-        out,
-        episodes=args.episodes,
-        budget_seconds=args.budget_seconds,
-        env_kwargs=_env_kwargs(args),
-        executor=args.executor,
-        workers=args.workers,
-        ray_address=args.ray_address,
-        on_result=on_result,
-    )
-    bar.close()
+    try:
+        run_compare(
+            args.env,
+            agents,
+            args.seeds,
+            out,
+            episodes=args.episodes,
+            budget_seconds=args.budget_seconds,
+            env_kwargs=_env_kwargs(args),
+            executor=args.executor,
+            workers=args.workers,
+            ray_address=args.ray_address,
+            num_gpus=args.num_gpus,
+            on_result=on_result,
+        )
+    finally:
+        bar.close()
     print((out / "summary.md").read_text())
     print(f"written: {out / 'results.csv'}, {out / 'summary.md'}, {out / 'best_so_far.png'}")
     return 0
@@ -228,6 +240,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     space = make_space(args.space)
     arch = space.format(space.parse(args.arch))
+    out = _out_folder(args.out, "train")
+    if (out / "train.json").exists():
+        raise UsageError(f"nas-gym train: {out / 'train.json'} exists; pass another --out")
     print(f"training {arch} ({space.name}) with budget {args.budget!r} ...", file=sys.stderr)
     result = final_train(
         space,
@@ -240,12 +255,36 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = {"space": space.name, "arch": arch, **result}
     print(f"validation accuracy: {result['val_accuracy']:.4f}")
     print(f"test accuracy:       {result['test_accuracy']:.4f}")
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "train.json").write_text(json.dumps(result, indent=2, default=str))
-        print(f"written: {out / 'train.json'}")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "train.json").write_text(json.dumps(result, indent=2, default=str))
+    print(f"written: {out / 'train.json'}")
     return 0
+
+
+def _warn_idle_workers(args: argparse.Namespace) -> None:
+    """Say so when --workers exceeds the evaluations that can run at once."""
+    if not args.workers or args.workers == 1 or args.executor == "serial":
+        return
+    from agents import make_agent
+
+    agent = make_agent(args.agent)
+    at_once = (args.batch or agent.batch_size) if agent.supports_batches else 1
+    if at_once < args.workers:
+        hint = f"pass --batch {args.workers}" if agent.supports_batches else "it evaluates one at a time"
+        warnings.warn(
+            f"--workers {args.workers}, but agent {args.agent!r} has at most {at_once} evaluation(s) "
+            f"in flight: {hint}",
+            UserWarning,
+            stacklevel=2,
+        )
+
+
+def _out_folder(out: str | None, default_name: str) -> Path:
+    """``--out``, or ``runs/<default_name>-<time>``; refused when it names a file."""
+    path = Path(out) if out else Path("runs") / f"{default_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"expected --out to name a folder, got the file {path}")
+    return path
 
 
 # ---------------------------------------------------------------------- parser
@@ -262,6 +301,9 @@ def _add_executor_options(
     )
     parser.add_argument("--workers", type=_positive_int, help="concurrent workers of the executor")
     parser.add_argument("--ray-address", help="an existing Ray cluster (default: a local instance on loopback)")
+    parser.add_argument(
+        "--num-gpus", type=_non_negative_float, default=0.0, help="GPUs per Ray task (fractions allowed); ray only"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -278,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--budget-seconds", type=_positive_float, help="stop at this simulated train time")
     search.add_argument("--budget", type=_budget, help="NASCifar-v0 training budget: smoke, proxy, full or JSON")
     search.add_argument("--device", help="NASCifar-v0 device: auto, cpu, cuda, cuda:N")
-    search.add_argument("--space", help="search space preset (NASCifar-v0)")
+    search.add_argument("--space", help="search space preset (default: the env's)")
     search.add_argument("--reward", help="objective: accuracy (default), mnas-params, mnas-flops")
     search.add_argument("--seed", type=_non_negative_int, default=0, help="seed of agent and evaluation")
     search.add_argument("--out", help="run folder (default runs/<env>-<agent>-<time>)")
@@ -288,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch",
         type=_positive_int,
         help="architectures random/evolution/reinforce propose at once and evaluate together "
-        "(default: --workers, else the agent's own); the history depends on it, not on --executor",
+        "(default: the agent's own); the history depends on it, never on --executor or --workers",
     )
     _add_executor_options(search)
     search.set_defaults(func=cmd_search)
@@ -301,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--budget-seconds", type=_positive_float, help="simulated train seconds per run")
     compare.add_argument("--budget", type=_budget, help="NASCifar-v0 training budget")
     compare.add_argument("--device", help="NASCifar-v0 device")
-    compare.add_argument("--space", help="search space preset")
+    compare.add_argument("--space", help="search space preset (default: the env's)")
     compare.add_argument("--reward", help="objective: accuracy (default), mnas-params, mnas-flops")
     _add_executor_options(compare, what="runs (default: processes, one per CPU core)", default="processes")
     compare.add_argument("--out", help="output folder (default runs/compare-<env>-<time>)")
@@ -343,6 +385,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         StoreError,
         DataNotFoundError,
         ImportError,  # an optional extra (ray, tensorboard) that is not installed
+        OSError,  # a folder that cannot be written, a full disk
         ValueError,
         TypeError,
     ) as exc:

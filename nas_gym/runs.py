@@ -16,6 +16,7 @@ replayed from the store without training.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import math
@@ -250,6 +251,7 @@ def run_search(
     executor: str = "serial",
     workers: int | None = None,
     ray_address: str | None = None,
+    num_gpus: float = 0.0,
 ) -> dict[str, Any]:
     """Run (or resume) the search ``config`` in the folder ``out``; returns the summary.
 
@@ -258,103 +260,135 @@ def run_search(
     displays).
     ``tensorboard``: a folder for TensorBoard event files: per episode the reward, best reward
     so far, accuracy and train seconds, and the agent's learning figures (losses, entropy).
-    ``executor``, ``workers``, ``ray_address``: where evaluations run
+    ``executor``, ``workers``, ``ray_address``, ``num_gpus``: where evaluations run
     (:func:`~nas_gym.evaluation.executors.make_executor`); they change speed, not the history.
+
+    With ``resume``, the run's saved configuration is used; ``config`` may raise its episodes
+    or time budget, and must otherwise agree with it (env, agent, seed, env options, batch).
     """
     from agents import make_agent
+    from nas_gym.evaluation.executors import make_executor
 
     folder = RunFolder(out)
+    if folder.path.exists() and not folder.path.is_dir():
+        raise RunFolderError(f"expected a folder for the run, got the file {folder.path}")
     if resume:
-        saved = folder.read_config()
-        if (saved.env, saved.agent, saved.seed) != (config.env, config.agent, config.seed):
-            raise RunFolderError(
-                f"expected --env, --agent and --seed of the run in {folder.path} "
-                f"({saved.env}, {saved.agent}, {saved.seed}), got ({config.env}, {config.agent}, "
-                f"{config.seed})"
-            )
-        config = SearchConfig(**{**asdict(saved), "episodes": config.episodes or saved.episodes})
+        config = _resumed_config(folder, config)
     elif (folder.path / HISTORY).exists() or (folder.path / CHECKPOINT).exists():
         raise RunFolderError(
             f"expected an empty or new folder, got the run in {folder.path}: pass --resume to "
             "continue it, or another --out"
         )
-    try:
-        store = EvaluationStore(folder.store_path)
-    except StoreError as exc:
-        raise RunFolderError(str(exc)) from exc
 
-    agent = make_agent(config.agent, seed=config.seed, **config.agent_kwargs)
-    if agent.supports_batches and config.batch is None:
-        config.batch = agent.batch_size
-    folder.write_config(config)
-    history: list[dict[str, Any]] = []
-    if resume:
-        history = folder.read_history()
-        checkpoint = folder.load_checkpoint()
-        done = 0 if checkpoint is None else int(checkpoint["episodes"])
-        if checkpoint is not None:
-            if done > len(history):
-                raise RunFolderError(
-                    f"expected at least {done} episodes in {folder.path / HISTORY} (the checkpoint's), "
-                    f"got {len(history)}"
-                )
-            agent.load_state_dict(checkpoint["agent"])
-        # Episodes after the checkpoint are replayed by the restored agent; their evaluations
-        # come back from the store, so nothing is trained twice.
-        history = history[:done]
-        folder.rewrite_history(history)
+    with contextlib.ExitStack() as cleanup:
+        try:
+            store = EvaluationStore(folder.store_path)
+        except StoreError as exc:
+            raise RunFolderError(str(exc)) from exc
+        cleanup.callback(store.close)
+        agent = make_agent(config.agent, seed=config.seed, **config.agent_kwargs)
+        if agent.supports_batches and config.batch is None:
+            config.batch = agent.batch_size
+        # A serial executor serves any batch: workers count only for concurrent executors.
+        pool = make_executor(
+            executor, workers=None if executor == "serial" else workers, ray_address=ray_address, num_gpus=num_gpus
+        )
+        cleanup.callback(pool.close)
+        env = make_env(config, store=store.path, executor=pool, batch=config.batch if agent.supports_batches else None)
+        cleanup.callback(env.close)
+        # Written once the env is built: a run whose options do not make an env leaves no config.
+        folder.write_config(config)
 
-    writer = _tensorboard_writer(tensorboard)
-    from nas_gym.evaluation.executors import make_executor
+        history: list[dict[str, Any]] = []
+        if resume:
+            history = folder.read_history()
+            checkpoint = folder.load_checkpoint()
+            done = 0 if checkpoint is None else int(checkpoint["episodes"])
+            if checkpoint is not None:
+                if done > len(history):
+                    raise RunFolderError(
+                        f"expected at least {done} episodes in {folder.path / HISTORY} (the "
+                        f"checkpoint's), got {len(history)}"
+                    )
+                agent.load_state_dict(checkpoint["agent"])
+            # Episodes after the checkpoint are replayed by the restored agent; their
+            # evaluations come back from the store, so nothing is trained twice.
+            history = history[:done]
+            folder.rewrite_history(history)
 
-    # A serial executor serves any batch: workers count only for concurrent executors.
-    pool = make_executor(executor, workers=None if executor == "serial" else workers, ray_address=ray_address)
-    env = make_env(config, store=store.path, executor=pool, batch=config.batch if agent.supports_batches else None)
-    offset = len(history)
-    prior_seconds = sum(float(r.get("train_seconds", 0.0)) for r in history)
-    started = time.time()
-
-    def callback(record: dict[str, Any]) -> bool:
-        record = dict(record)
-        record["episode"] = offset + int(record["episode"])
-        record["cumulative_seconds"] = prior_seconds + float(record.get("cumulative_seconds", 0.0))
-        history.append(record)
-        folder.append_history(record)
-        folder.save_checkpoint(len(history), agent.state_dict())
-        best = best_of(history)
+        writer = _tensorboard_writer(tensorboard)
         if writer is not None:
-            step = record["episode"]
-            writer.add_scalar("search/reward", record["reward"], step)
-            writer.add_scalar("search/best_reward", best["reward"], step)  # type: ignore[index]
-            if record.get("accuracy") is not None:
-                writer.add_scalar("search/accuracy", record["accuracy"], step)
-            writer.add_scalar("search/train_seconds", record.get("train_seconds", 0.0), step)
-            for key, value in agent.learning_metrics().items():
-                writer.add_scalar(f"agent/{key.removeprefix('train/')}", value, step)
-            writer.flush()
-        if on_episode is not None:
-            on_episode(record, best)
-        return True
+            cleanup.callback(writer.close)
+        offset = len(history)
+        prior_seconds = sum(float(r.get("train_seconds", 0.0)) for r in history)
+        started = time.time()
 
-    remaining = None if config.episodes is None else config.episodes - offset
-    budget_left = (
-        None if config.budget_seconds is None else config.budget_seconds - prior_seconds
-    )
-    finished = (remaining is not None and remaining <= 0) or (
-        budget_left is not None and budget_left <= 0
-    )
-    if on_start is not None:
-        on_start(list(history))
-    try:
+        def callback(record: dict[str, Any]) -> bool:
+            record = dict(record)
+            record["episode"] = offset + int(record["episode"])
+            record["cumulative_seconds"] = prior_seconds + float(record.get("cumulative_seconds", 0.0))
+            history.append(record)
+            folder.append_history(record)
+            folder.save_checkpoint(len(history), agent.state_dict())
+            best = best_of(history)
+            if writer is not None:
+                _log_episode(writer, record, best, agent.learning_metrics())
+            if on_episode is not None:
+                on_episode(record, best)
+            return True
+
+        remaining = None if config.episodes is None else config.episodes - offset
+        budget_left = None if config.budget_seconds is None else config.budget_seconds - prior_seconds
+        finished = (remaining is not None and remaining <= 0) or (budget_left is not None and budget_left <= 0)
+        if on_start is not None:
+            on_start(list(history))
         if not finished:
             agent.search(env, episodes=remaining, budget_seconds=budget_left, callback=callback)
-    finally:
-        env.close()
-        pool.close()
-        if writer is not None:
-            writer.close()
+        summary = _summary(config, history, executor, evaluations_stored=len(store))
+        summary["wall_seconds_this_session"] = round(time.time() - started, 3)
+
+    from nas_gym.pareto import has_cost, plot_pareto
+
+    if has_cost(history, "params"):
+        front = plot_pareto(history, str(folder.path / PARETO), cost="params", title=f"{config.env}: {config.agent}")
+        summary["pareto_front"] = [history[i]["arch"] for i in front]
+    folder.write_summary(summary)
+    return summary
+
+
+def _resumed_config(folder: RunFolder, asked: SearchConfig) -> SearchConfig:
+    """The saved configuration of the run in ``folder``, with the episodes and time budget of
+    ``asked`` where it sets them; anything else that ``asked`` changes is refused."""
+    saved = folder.read_config()
+    mismatches = [
+        f"{name} {getattr(saved, name)!r} (asked: {getattr(asked, name)!r})"
+        for name in ("env", "agent", "seed")
+        if getattr(saved, name) != getattr(asked, name)
+    ]
+    if asked.env_kwargs and asked.env_kwargs != saved.env_kwargs:
+        mismatches.append(f"env options {saved.env_kwargs!r} (asked: {asked.env_kwargs!r})")
+    if asked.batch is not None and saved.batch is not None and asked.batch != saved.batch:
+        mismatches.append(f"batch {saved.batch} (asked: {asked.batch})")
+    if mismatches:
+        raise RunFolderError(
+            f"expected the settings of the run in {folder.path} to resume it, got other ones: "
+            + "; ".join(mismatches)
+        )
+    return SearchConfig(
+        **{
+            **asdict(saved),
+            "episodes": asked.episodes or saved.episodes,
+            "budget_seconds": asked.budget_seconds or saved.budget_seconds,
+        }
+    )
+
+
+def _summary(
+    config: SearchConfig, history: list[dict[str, Any]], executor: str, evaluations_stored: int
+) -> dict[str, Any]:
     best = best_of(history)
-    summary = {
+    train_seconds = sum(float(r.get("train_seconds", 0.0)) for r in history)
+    return {
         "env": config.env,
         "agent": config.agent,
         "seed": config.seed,
@@ -366,21 +400,23 @@ def run_search(
         "best_accuracy": None if best is None else best.get("accuracy"),
         "best_test_accuracy": None if best is None else best.get("test_accuracy"),
         "best_episode": None if best is None else best["episode"],
-        "evaluations_stored": len(store),
-        "train_seconds": sum(float(r.get("train_seconds", 0.0)) for r in history),
-        "wall_seconds_this_session": round(time.time() - started, 3),
+        "evaluations_stored": evaluations_stored,
+        "train_seconds": train_seconds if math.isfinite(train_seconds) else None,
         "statuses": _count(r.get("status", "ok") for r in history),
     }
-    store.close()
-    if not math.isfinite(summary["train_seconds"]):
-        summary["train_seconds"] = None
-    if any(r.get("params") is not None for r in history):
-        from nas_gym.pareto import plot_pareto
 
-        front = plot_pareto(history, str(folder.path / PARETO), cost="params", title=f"{config.env}: {config.agent}")
-        summary["pareto_front"] = [history[i]["arch"] for i in front]
-    folder.write_summary(summary)
-    return summary
+
+def _log_episode(writer: Any, record: dict[str, Any], best: dict[str, Any] | None, learning: dict[str, float]) -> None:
+    step = record["episode"]
+    writer.add_scalar("search/reward", record["reward"], step)
+    if best is not None:
+        writer.add_scalar("search/best_reward", best["reward"], step)
+    if record.get("accuracy") is not None:
+        writer.add_scalar("search/accuracy", record["accuracy"], step)
+    writer.add_scalar("search/train_seconds", record.get("train_seconds", 0.0), step)
+    for key, value in learning.items():
+        writer.add_scalar(f"agent/{key.removeprefix('train/')}", value, step)
+    writer.flush()
 
 
 def _tensorboard_writer(folder: str | os.PathLike[str] | None):

@@ -27,7 +27,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from nas_gym.envs.nas_env import NASEnv, _as_action
+from nas_gym.envs.nas_env import NASEnv, as_action
 from nas_gym.evaluation.executors import Executor, make_executor
 from nas_gym.evaluation.runner import EvaluationRunner
 from nas_gym.spaces import SearchSpace
@@ -282,7 +282,7 @@ class NASVectorEnv(VectorEnv):
             )
         n = self.single_action_space.n
         for action in actions:  # a bad batch raises before any copy moves
-            _as_action(action, n)
+            as_action(action, n)
 
         rewards = np.zeros(self.num_envs, dtype=np.float64)
         terminations = np.zeros(self.num_envs, dtype=np.bool_)

@@ -390,3 +390,10 @@ def test_sb3_keyword_arguments_reach_the_algorithm() -> None:
     agent.search(make_env("nb201"), 3)
     assert (agent.model.n_steps, agent.model.batch_size, agent.model.learning_rate) == (12, 6, 5e-4)
     assert agent.model.gamma == 1.0 and agent.model.device.type == "cpu"
+
+
+def test_time_budget_on_a_backend_without_training_time_is_refused() -> None:
+    env = NASEnv("nb201", evaluator=lambda arch: {"accuracy": 0.5, "train_seconds": 0.0})
+    with pytest.raises(ValueError, match=r"expected the env to record training time .* limit the search by episodes"):
+        make_agent("random", seed=0).search(env, budget_seconds=100)
+    assert len(make_agent("random", seed=0).search(env, episodes=3).history) == 3

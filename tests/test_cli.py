@@ -198,3 +198,40 @@ def test_unknown_executor_exits_2(capsys) -> None:
                  "--executor", "dask"]) == 2
     err = capsys.readouterr().err
     assert "invalid choice: 'dask'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_resume_keeps_the_run_settings(tmp_path: Path, data_dir: Path, capsys) -> None:
+    out = tmp_path / "run"
+    assert main(["search", "--env", "NASBench201-v0", "--agent", "random", "--budget-seconds", "500",
+                 "--out", str(out)]) == 0
+    first = len((out / "history.jsonl").read_text().splitlines())
+    assert main(["search", "--env", "NASBench201-v0", "--agent", "random", "--out", str(out), "--resume"]) == 0
+    assert len((out / "history.jsonl").read_text().splitlines()) == first  # its own stop: nothing to add
+    assert main(["search", "--env", "NASBench201-v0", "--agent", "random", "--budget-seconds", "2000",
+                 "--out", str(out), "--resume"]) == 0
+    assert json.loads((out / "summary.json").read_text())["train_seconds"] >= 2000
+    capsys.readouterr()
+    assert main(["search", "--env", "NASBench201-v0", "--agent", "random", "--reward", "mnas-flops",
+                 "--out", str(out), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "expected the settings of the run" in err and "mnas-flops" in err
+
+
+def test_out_that_is_a_file_exits_2(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "file"
+    path.write_text("x")
+    for args in (["search", "--env", "NASBench201-v0", "--agent", "random", "--episodes", "2"],
+                 ["compare", "--env", "NASBench201-v0", "--agents", "random", "--seeds", "1", "--episodes", "2"],
+                 ["train", "--arch", "k3-relu-max"]):
+        assert main([*args, "--out", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert err.strip().endswith(f"expected --out to name a folder, got the file {path}")
+
+
+def test_train_writes_its_result(tmp_path: Path, cifar_dir: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    budget = json.dumps({"epochs": 1, "train_size": 256, "val_size": 128})
+    assert main(["train", "--arch", "k3-relu-max", "--budget", budget, "--device", "cpu"]) == 0
+    (written,) = (tmp_path / "runs").glob("train-*/train.json")
+    result = json.loads(written.read_text())
+    assert result["arch"] == "k3-relu-max" and 0 <= result["test_accuracy"] <= 1

@@ -48,7 +48,7 @@ def test_spaces_and_metadata() -> None:
     assert isinstance(env.observation_space, gym.spaces.MultiDiscrete)
     assert env.observation_space.shape == (31,)
     assert env.metadata["render_modes"] == ["ansi"] and env.metadata["render_fps"] > 0
-    assert env.spec.nondeterministic and env.spec.max_episode_steps == 32
+    assert env.spec.nondeterministic and env.spec.max_episode_steps == 1000
     assert env.unwrapped.space.name == "seed"
 
 
@@ -274,3 +274,30 @@ def test_executor_runs_single_evaluations() -> None:
     assert executor.batches == [[info["arch"]]] and info["cached"] is False
     *_, again = run_episode(env, [1] * 6)
     assert len(executor.batches) == 1 and again["cached"] is True
+
+
+def test_objective_never_sees_the_test_split() -> None:
+    seen: list[dict] = []
+
+    def objective(metrics: dict) -> float:
+        seen.append(dict(metrics))
+        return metrics["accuracy"]
+
+    env = NASEnv("nb201", evaluator=lambda arch: {"accuracy": 0.6, "test_accuracy": 0.9}, reward=objective)
+    *_, info = run_episode(env, [0] * 6)
+    assert info["test_accuracy"] == 0.9  # reported in info
+    assert seen and all("test_accuracy" not in m for m in seen)
+    cheat = NASEnv("nb201", evaluator=lambda arch: {"accuracy": 0.6, "test_accuracy": 0.9},
+                   reward=lambda m: m["test_accuracy"])
+    cheat.reset(seed=0)
+    with pytest.raises(KeyError, match="test_accuracy"):
+        for _ in range(6):
+            cheat.step(0)
+
+
+def test_a_longer_custom_space_is_not_cut_short() -> None:
+    from nas_gym.spaces import SeedSpace
+
+    env = gym.make("NASCifar-v0", space=SeedSpace(max_layers=14), evaluator=hash_accuracy)
+    _, rewards, info = run_episode(env, [13] + [0] * 42)
+    assert len(rewards) == 43 and info["arch"].count("|") == 13

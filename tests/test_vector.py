@@ -176,7 +176,7 @@ def test_max_episode_steps_truncates() -> None:
     assert truncated.all() and not terminated.any() and not rewards.any() and "arch" not in info
     obs, *_ = envs.step(np.array([0, 0]))  # the truncated copies reset
     assert not obs.any()
-    assert make_vec(1).max_episode_steps == 32  # the registered default: one past the longest episode
+    assert make_vec(1).max_episode_steps == 1000  # the registered safety net
 
 
 def test_copies_share_one_runner_and_evaluate_duplicates_once(tmp_path) -> None:

@@ -19,11 +19,15 @@ if TYPE_CHECKING:
     from nas_gym.evaluation.executors import Executor
 
 
+TEST_PREFIX = "test_"
+"""Metrics whose key starts with this come from the test split: reported, never rewarded."""
+
+
 class InvalidActionError(ValueError):
     """An action outside ``Discrete(n)`` or of a type that is not an integer."""
 
 
-def _as_action(action: Any, n: int) -> int:
+def as_action(action: Any, n: int) -> int:
     """``action`` as a Python int in ``0..n-1``; raises :class:`InvalidActionError` otherwise."""
     value = action
     if isinstance(value, np.ndarray):
@@ -72,7 +76,8 @@ class NASEnv(gym.Env[np.ndarray, np.int64]):
     ## Rewards
 
     0 on every step but the last. The last step returns the objective (``reward=``) of the
-    architecture's metrics: by default the validation accuracy as a fraction in [0, 1]. An
+    architecture's metrics: by default the validation accuracy as a fraction in [0, 1]. The
+    objective is given the metrics without the test split's (keys ``test_*``). An
     evaluation that failed (status other than ``"ok"``) returns ``failure_reward`` (default 0).
 
     ## Episode End
@@ -180,7 +185,7 @@ class NASEnv(gym.Env[np.ndarray, np.int64]):
         :class:`~nas_gym.vector.NASVectorEnv` uses the two halves to evaluate the architectures
         of several copies together.
         """
-        a = _as_action(action, self.space.num_actions)
+        a = as_action(action, self.space.num_actions)
         if self._done or self._awaiting is not None:
             raise RuntimeError("expected reset() before step(): the episode has ended")
         decision = self.space.next_decision(self._prefix)
@@ -268,10 +273,14 @@ class NASEnv(gym.Env[np.ndarray, np.int64]):
         ]
 
     def reward_of(self, metrics: Mapping[str, Any]) -> float:
-        """The reward of an evaluation: the objective, or ``failure_reward`` when it failed."""
+        """The reward of an evaluation: the objective, or ``failure_reward`` when it failed.
+
+        The objective never sees the test split: keys starting with ``test_`` (the tables'
+        ``test_accuracy``) are left out of the metrics it is given.
+        """
         if metrics["status"] != "ok":
             return self.failure_reward
-        return float(self.objective(metrics))
+        return float(self.objective({k: v for k, v in metrics.items() if not k.startswith(TEST_PREFIX)}))
 
     # ------------------------------------------------------------------ helpers
     def _observation(self) -> np.ndarray:
