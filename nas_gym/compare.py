@@ -1,8 +1,8 @@
 """Compare agents over seeds on one env: ``results.csv``, ``summary.md``, ``best_so_far.png``.
 
 Each (agent, seed) run is one search with a fresh env and agent; runs are spread over worker
-processes. A run selects the architecture with the best reward it saw; its ``test_accuracy``
-(where the backend has one) is what the benchmark literature reports.
+processes. A run selects the architecture with the best reward it saw (the earliest on ties);
+its ``test_accuracy`` (where the backend has one) is what the benchmark literature reports.
 """
 
 from __future__ import annotations
@@ -11,15 +11,23 @@ import csv
 import math
 import multiprocessing as mp
 import os
+import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from multiprocessing.pool import Pool
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nas_gym.errors import did_you_mean
+from nas_gym.evaluation.executors import EXECUTORS, RayExecutor, _cpu_count, import_ray
+from nas_gym.objectives import is_finite_number
+
+if TYPE_CHECKING:
+    from agents import SearchResult
 
 RESULT_COLUMNS = (
     "agent",
@@ -46,7 +54,8 @@ class RunSpec:
     budget_seconds: float | None
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     max_episodes: int | None = None
-    """With a time budget: a cap on episodes, so an agent that repeats cached architectures ends."""
+    """With a time budget: a cap on episodes, so an agent that repeats cached architectures ends.
+    The search callback enforces it; the agent itself is told no episode count."""
 
 
 @dataclass
@@ -70,7 +79,12 @@ def optimum_of(env: Any) -> dict[str, float]:
 
 
 def run_one(spec: RunSpec) -> RunResult:
-    """Run one search (also the body of a worker process)."""
+    """Run one search (also the body of a worker process).
+
+    With a time budget the agent is told no episode count (agents that lay schedules over the
+    run, such as DQN's exploration, would otherwise spread them over ``max_episodes``); the cap
+    ends the search through its callback instead.
+    """
     import nas_gym  # noqa: F401 - registers the env ids in a fresh worker
     from agents import make_agent
     from nas_gym.runs import SearchConfig, make_env
@@ -83,31 +97,45 @@ def run_one(spec: RunSpec) -> RunResult:
         budget_seconds=spec.budget_seconds,
         env_kwargs=spec.env_kwargs,
     )
+    cap = None if spec.episodes is not None or spec.max_episodes is None else _stop_after(spec.max_episodes)
     env = make_env(config)
-    agent = make_agent(spec.agent, seed=spec.seed)
-    episodes = spec.episodes
-    if episodes is None and spec.max_episodes is not None:
-        episodes = spec.max_episodes
-    def refuse_free_clock(record: dict[str, Any]) -> None:
-        # A backend that records no training time (NAS-Bench-Macro) would never use up a time budget.
-        if spec.budget_seconds is not None and record["episode"] == 0 and not record["train_seconds"] > 0:
-            raise ValueError(
-                f"expected {spec.env} to record training time for --budget-seconds, got "
-                f"{record['train_seconds']!r} s for an evaluation: use --episodes"
-            )
+    try:
+        agent = make_agent(spec.agent, seed=spec.seed)
+        started = time.perf_counter()
+        result = agent.search(env, episodes=spec.episodes, budget_seconds=spec.budget_seconds, callback=cap)
+        wall = time.perf_counter() - started
+        optimum = optimum_of(env)
+    finally:
+        env.close()
+    return summarise_run(spec, result, optimum, wall)
 
-    started = time.perf_counter()
-    result = agent.search(env, episodes=episodes, budget_seconds=spec.budget_seconds, callback=refuse_free_clock)
-    wall = time.perf_counter() - started
+
+def _stop_after(episodes: int) -> Callable[[dict[str, Any]], bool]:
+    """A search callback that ends the search with its ``episodes``-th record."""
+
+    def go_on(record: dict[str, Any]) -> bool:
+        return record["episode"] + 1 < episodes
+
+    return go_on
+
+
+def summarise_run(
+    spec: RunSpec, result: SearchResult, optimum: Mapping[str, float], wall_seconds: float
+) -> RunResult:
+    """The row of ``results.csv`` and the best-so-far curve of the search ``result`` of ``spec``.
+
+    The run selects ``result.best`` (the earliest record of the highest reward); ``optimum`` is
+    :func:`optimum_of` the env, for the regrets.
+    """
     history = result.history
-    optimum = optimum_of(env)
-    env.close()
-
-    curve, best = [], None
+    curve: list[tuple[float, float]] = []
+    leader: dict[str, Any] | None = None
     for record in history:
-        if best is None or record["reward"] > best["reward"]:
-            best = record
-        curve.append((float(record["cumulative_seconds"]), float(best.get("test_accuracy", best["reward"]))))
+        # The same rule as SearchResult.best: a later record leads only with a strictly higher reward.
+        if leader is None or record["reward"] > leader["reward"]:
+            leader = record
+        curve.append((float(record["cumulative_seconds"]), float(_reported(leader))))
+    best = result.best
     test = None if best is None else best.get("test_accuracy")
     row = {
         "agent": spec.agent,
@@ -116,7 +144,7 @@ def run_one(spec: RunSpec) -> RunResult:
         "best_reward": None if best is None else best["reward"],
         "test_accuracy": test,
         "simulated_seconds": history[-1]["cumulative_seconds"] if history else 0.0,
-        "wall_seconds": round(wall, 3),
+        "wall_seconds": round(wall_seconds, 3),
         "best_arch": None if best is None else best["arch"],
         # The table's optimum is the best accuracy, so a regret of the reward needs reward=accuracy.
         "regret_reward": None
@@ -125,6 +153,18 @@ def run_one(spec: RunSpec) -> RunResult:
         "regret_test": None if test is None or "test_accuracy" not in optimum else optimum["test_accuracy"] - test,
     }
     return RunResult(row=row, curve=curve)
+
+
+def _reported(record: Mapping[str, Any]) -> float:
+    """What a best-so-far curve shows of ``record``: its test accuracy, else its reward."""
+    test = record.get("test_accuracy")
+    return record["reward"] if test is None else test
+
+
+def available_cpus() -> int:
+    """The CPU cores this process may use (its affinity mask, where the platform has one), the
+    default number of worker processes of :func:`run_compare`."""
+    return _cpu_count()
 
 
 def run_compare(
@@ -140,17 +180,36 @@ def run_compare(
     ray_address: str | None = None,
     max_episodes: int | None = 10_000,
     on_result: Callable[[RunResult], None] | None = None,
+    num_gpus: float = 0.0,
 ) -> list[RunResult]:
     """Run every agent with seeds ``0..seeds-1`` and write the three outputs into ``out``.
 
     ``executor`` spreads the runs: ``"serial"`` (one after another), ``"processes"`` (``workers``
-    processes, default one per core) or ``"ray"`` (Ray tasks, on a local instance or the cluster
-    at ``ray_address``). Each run is seeded, so the results do not depend on it.
+    processes, default one per core this process may use, each with an equal share of the cores
+    for its torch and BLAS threads) or ``"ray"`` (Ray tasks of one CPU and ``num_gpus`` GPUs
+    each, on a local instance or the cluster at ``ray_address``). Each run is seeded, so the
+    results do not depend on it.
+
+    ``max_episodes`` caps the episodes of a run with a time budget (an agent that keeps
+    proposing cached architectures spends no time); it is ignored with ``episodes``.
+    ``on_result`` sees each run as it finishes.
     """
     if episodes is None and budget_seconds is None:
         raise ValueError("expected episodes or budget_seconds, got neither")
-    if seeds < 1:
-        raise ValueError(f"expected seeds >= 1, got {seeds}")
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ValueError(f"expected seeds as an int >= 1, got {seeds!r}")
+    agents = list(agents)
+    if not agents:
+        raise ValueError("expected at least one agent, got none")
+    for agent in agents:
+        if agents.count(agent) > 1:
+            times = "twice" if agents.count(agent) == 2 else f"{agents.count(agent)} times"
+            raise ValueError(f"expected distinct agents, got {agent!r} {times}")
+    if max_episodes is not None and (
+        isinstance(max_episodes, bool) or not isinstance(max_episodes, int) or max_episodes < 1
+    ):
+        raise ValueError(f"expected max_episodes as an int >= 1 or None, got {max_episodes!r}")
+    _check_spread(executor, workers, ray_address, num_gpus)
     specs = [
         RunSpec(env, agent, seed, episodes, budget_seconds, dict(env_kwargs or {}), max_episodes)
         for agent in agents
@@ -159,7 +218,7 @@ def run_compare(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     results: list[RunResult] = []
-    for result in _spread(specs, executor, workers, ray_address):
+    for result in _spread(specs, executor, workers, ray_address, num_gpus):
         results.append(result)
         if on_result:
             on_result(result)
@@ -171,29 +230,64 @@ def run_compare(
     return results
 
 
-def _spread(
-    specs: Sequence[RunSpec], executor: str, workers: int | None, ray_address: str | None
-) -> Iterator[RunResult]:
-    """The results of ``run_one`` over ``specs``, in the order they finish."""
-    from nas_gym.evaluation.executors import EXECUTORS, RayExecutor, import_ray
-
+def _check_spread(executor: str, workers: int | None, ray_address: str | None, num_gpus: float) -> None:
+    """Refuse executor options that do not fit together, before any run starts."""
     if executor not in EXECUTORS:
-        raise ValueError(f"expected executor in {sorted(EXECUTORS)}, got {executor!r}{did_you_mean(executor, EXECUTORS)}")
+        raise ValueError(
+            f"expected executor in {sorted(EXECUTORS)}, got {executor!r}{did_you_mean(executor, EXECUTORS)}"
+        )
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ValueError(f"expected workers as an int >= 1 or None, got {workers!r}")
     if ray_address is not None and executor != "ray":
         raise ValueError(f"expected --ray-address only with executor 'ray', got it with {executor!r}")
-    workers = max(1, min(workers or os.cpu_count() or 1, len(specs)))
+    if not is_finite_number(num_gpus) or num_gpus < 0:
+        raise ValueError(f"expected num_gpus as a number >= 0, got {num_gpus!r}")
+    if num_gpus > 0 and executor != "ray":
+        raise ValueError(
+            f"expected num_gpus only with executor 'ray' (its tasks reserve GPUs), got num_gpus={num_gpus!r} "
+            f"with {executor!r}"
+        )
+
+
+def _init_run_worker(threads: int) -> None:
+    """Initializer of a :func:`run_compare` worker process: its share of the CPU threads.
+
+    Without a share each worker's torch and BLAS start one thread per core and the workers fight
+    over the cores. They read these variables when they start, so they are set before a run
+    imports torch; torch is already running only when the parent's main module imported it.
+    A value the user set is kept.
+    """
+    if "OMP_NUM_THREADS" not in os.environ:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        torch = sys.modules.get("torch")
+        if torch is not None:
+            torch.set_num_threads(threads)
+    os.environ.setdefault("MKL_NUM_THREADS", str(threads))
+
+
+def _process_pool(workers: int) -> Pool:
+    """A pool of ``workers`` processes that share this process's cores."""
+    # spawn: workers must not inherit a parent's torch threads or CUDA state.
+    threads = max(1, available_cpus() // workers)
+    return mp.get_context("spawn").Pool(workers, initializer=_init_run_worker, initargs=(threads,))
+
+
+def _spread(
+    specs: Sequence[RunSpec], executor: str, workers: int | None, ray_address: str | None, num_gpus: float
+) -> Iterator[RunResult]:
+    """The results of ``run_one`` over ``specs``, in the order they finish."""
+    workers = max(1, min(workers or available_cpus(), len(specs)))
     if executor == "serial" or (executor == "processes" and workers == 1):
         yield from map(run_one, specs)
     elif executor == "processes":
-        # spawn: workers must not inherit a parent's torch threads or CUDA state.
-        with mp.get_context("spawn").Pool(workers) as pool:
+        with _process_pool(workers) as pool:
             yield from pool.imap_unordered(run_one, specs)
     else:
         # The executor owns the connection (a loopback-only local instance, or the cluster).
-        connection = RayExecutor(workers, address=ray_address)
+        connection = RayExecutor(workers, address=ray_address, num_gpus=num_gpus)
         try:
             ray = import_ray()
-            task = ray.remote(run_one).options(num_cpus=1)
+            task = ray.remote(run_one).options(num_cpus=1, num_gpus=num_gpus)
             pending = [task.remote(spec) for spec in specs]
             while pending:
                 done, pending = ray.wait(pending, num_returns=1)
@@ -264,23 +358,13 @@ def best_so_far_band(
         index = np.searchsorted(times, grid, side="right") - 1
         values[i] = np.where(index >= 0, best[np.clip(index, 0, None)], np.nan)
     count = np.sum(~np.isnan(values), axis=0)
-    with np.errstate(invalid="ignore"), _quiet_nan_warnings():
+    # All-NaN columns (before any run's first evaluation) are expected: their mean stays NaN.
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         mean = np.nanmean(values, axis=0)
         std = np.nanstd(values, axis=0, ddof=1) if len(curves) > 1 else np.zeros(len(grid))
     half = 1.96 * np.nan_to_num(std) / np.sqrt(np.maximum(count, 1))
     return mean, mean - half, mean + half
-
-
-class _quiet_nan_warnings:
-    def __enter__(self) -> None:
-        import warnings
-
-        self._ctx = warnings.catch_warnings()
-        self._ctx.__enter__()
-        warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc: object) -> None:
-        self._ctx.__exit__(*exc)
 
 
 def plot_best_so_far(
@@ -290,15 +374,15 @@ def plot_best_so_far(
     results: Sequence[RunResult],
     budget_seconds: float | None,
 ) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """Draw the mean best-so-far curve of each agent with its 95% band into the PNG ``path``
+    (without pyplot, so the caller's matplotlib backend stays as it is)."""
+    from matplotlib.figure import Figure
 
     horizon = budget_seconds or max((r.curve[-1][0] for r in results if r.curve), default=1.0)
     grid = np.linspace(0.0, horizon, 200)
     uses_test = any(r.row["test_accuracy"] is not None for r in results)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
     for agent in agents:
         curves = [r.curve for r in results if r.row["agent"] == agent]
         mean, low, high = best_so_far_band(curves, grid)
@@ -317,4 +401,3 @@ def plot_best_so_far(
         ax.set_ylim(max(low_y - 1, 0), min(max(finite) * 100 + 0.5, 100))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)

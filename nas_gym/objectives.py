@@ -22,6 +22,12 @@ def accuracy(metrics: Mapping[str, Any]) -> float:
     return float(metrics["accuracy"])
 
 
+def is_finite_number(value: Any) -> bool:
+    """Whether ``value`` is a finite real number: an ``int``, ``float`` or numpy scalar, but not
+    a ``bool`` (which Python counts as an int), NaN or infinity."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
 COSTS = ("params", "flops")
 """The metrics a cost-aware objective can weigh accuracy against."""
 
@@ -47,9 +53,9 @@ class MnasObjective:
     def __post_init__(self) -> None:
         if self.cost not in COSTS:
             raise ValueError(f"expected cost in {COSTS}, got {self.cost!r}{did_you_mean(self.cost, COSTS)}")
-        if not (_is_real(self.target) and math.isfinite(self.target) and self.target > 0):
+        if not (is_finite_number(self.target) and self.target > 0):
             raise ValueError(f"expected target as a positive number, got {self.target!r}")
-        if not (_is_real(self.w) and math.isfinite(self.w)):
+        if not is_finite_number(self.w):
             raise ValueError(f"expected w as a finite number, got {self.w!r}")
 
     def __call__(self, metrics: Mapping[str, Any]) -> float:
@@ -63,10 +69,6 @@ class MnasObjective:
         if not value > 0:
             raise ValueError(f"expected metrics[{self.cost!r}] as a positive number, got {value!r}")
         return float(metrics["accuracy"]) * (float(value) / self.target) ** self.w
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def mnas_objective(cost: str, target: float, w: float = -0.07) -> MnasObjective:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -48,35 +50,48 @@ def pareto_front(points: Iterable[Sequence[float]] | np.ndarray) -> list[int]:
     return front
 
 
+def _plotted(history: Sequence[Mapping[str, Any]], cost: str) -> list[int]:
+    """The history indices :func:`plot_pareto` shows: ``cost`` present, status ok, and the first
+    such record of each architecture."""
+    kept, seen = [], set()
+    for i, record in enumerate(history):
+        if record.get(cost) is not None and record.get("status", "ok") == "ok" and record["arch"] not in seen:
+            seen.add(record["arch"])
+            kept.append(i)
+    return kept
+
+
+def has_cost(history: Sequence[Mapping[str, Any]], cost: str = "params") -> bool:
+    """Whether :func:`plot_pareto` would show at least one architecture of ``history`` for
+    ``cost``: whether some record with status ok reports it (NAS-Bench-201's records report
+    neither params nor FLOPs)."""
+    return bool(_plotted(history, cost))
+
+
 def plot_pareto(
-    history: Sequence[dict],
-    path: str,
+    history: Sequence[Mapping[str, Any]],
+    path: str | os.PathLike[str],
     cost: str = "params",
     title: str | None = None,
 ) -> list[int]:
     """Scatter every evaluated architecture of a search as accuracy against ``cost`` and draw the
     Pareto front; writes a PNG to ``path`` and returns the history indices on the front.
 
-    Entries without ``cost`` (``None``), with a failed status, or repeating an architecture
-    already shown are left out. Accuracy is the validation ``accuracy`` of each record (what the
-    search saw), not its reward.
+    Entries without ``cost`` (``None``), with a status other than ok, or repeating an
+    architecture already shown are left out (:func:`has_cost` tells whether any is left).
+    Accuracy is the validation ``accuracy`` of each record (what the search saw), not its reward.
+    The figure is drawn without pyplot, so the caller's matplotlib backend stays as it is.
     """
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    kept, seen = [], set()
-    for i, record in enumerate(history):
-        if record.get(cost) is not None and record.get("status", "ok") == "ok" and record["arch"] not in seen:
-            seen.add(record["arch"])
-            kept.append(i)
+    kept = _plotted(history, cost)
     if not kept:
         raise ValueError(f"expected history entries with {cost!r}, got none (this backend does not report it)")
     points = np.array([(history[i]["accuracy"], history[i][cost]) for i in kept], dtype=np.float64)
     front = pareto_front(points)
     scale, unit = (1e6, "M") if points[:, 1].max() >= 1e6 else (1e3, "k")
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
     ax.scatter(points[:, 1] / scale, 100 * points[:, 0], s=14, alpha=0.5, label="evaluated")
     ax.step(
         points[front, 1] / scale,
@@ -93,5 +108,4 @@ def plot_pareto(
     ax.legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return [kept[i] for i in front]

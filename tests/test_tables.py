@@ -32,8 +32,8 @@ from nas_gym.evaluation.tables import (
     load_macro_table,
     load_nb201_table,
 )
-from nas_gym.objectives import MnasObjective, make_objective, mnas_objective
-from nas_gym.pareto import pareto_front
+from nas_gym.objectives import MnasObjective, is_finite_number, make_objective, mnas_objective
+from nas_gym.pareto import has_cost, pareto_front, plot_pareto
 from nas_gym.spaces import InvalidArchitectureError
 
 BEST_6111 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
@@ -438,6 +438,42 @@ def test_pareto_front_errors() -> None:
         pareto_front([0.1, 0.2, 0.3])
     with pytest.raises(ValueError, match="expected finite"):
         pareto_front([(0.1, float("nan"))])
+
+
+def _pareto_record(arch: str, accuracy: float, params: int | None, status: str = "ok") -> dict:
+    return {"arch": arch, "accuracy": accuracy, "params": params, "flops": None, "status": status}
+
+
+def test_has_cost_tells_whether_plot_pareto_has_points(tmp_path: Path) -> None:
+    with_params = [
+        _pareto_record("a", 0.5, None),
+        _pareto_record("b", 0.6, 2000, status="failed"),
+        _pareto_record("b", 0.7, 2000),
+        _pareto_record("b", 0.9, 2000),  # a repeat of "b": not shown again
+        _pareto_record("c", 0.8, 3000),
+    ]
+    assert has_cost(with_params) and not has_cost(with_params, cost="flops")
+    assert plot_pareto(with_params, str(tmp_path / "front.png")) == [2, 4]
+    for history in ([], with_params[:2], [_pareto_record("a", 0.5, None)] * 3):
+        assert not has_cost(history)
+        with pytest.raises(ValueError, match="expected history entries with 'params', got none"):
+            plot_pareto(history, str(tmp_path / "none.png"))
+    assert not (tmp_path / "none.png").exists()
+
+
+def test_is_finite_number() -> None:
+    for value in (0, -3, 2.5, np.float32(1.5), np.int64(7)):
+        assert is_finite_number(value)
+    for value in (True, False, float("nan"), float("inf"), -np.inf, "1", None, 1 + 0j):
+        assert not is_finite_number(value)
+
+
+@pytest.mark.parametrize("bad", ["true", "NaN", "Infinity", '"90"'])
+def test_macro_table_refuses_test_acc_that_is_not_a_finite_number(tmp_path: Path, bad: str) -> None:
+    path = tmp_path / "macro.json"
+    path.write_text(f'{{"00000000": {{"test_acc": [90.0, {bad}, 91.0], "params": 1000, "flops": 2000}}}}')
+    with pytest.raises(TableError, match=r"got test_acc \[90\.0, .*, 91\.0\] for '00000000'"):
+        tables.MacroTable.from_file(path)
 
 
 @pytest.mark.parametrize("key", ["accuracy", "test_accuracy"])

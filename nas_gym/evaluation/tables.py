@@ -18,7 +18,6 @@ import csv
 import hashlib
 import io
 import json
-import math
 import os
 import re
 import threading
@@ -30,6 +29,7 @@ import numpy as np
 
 from nas_gym.config import DATA_ENV_VAR, resolve_data_dir
 from nas_gym.errors import did_you_mean
+from nas_gym.objectives import is_finite_number
 from nas_gym.spaces.base import InvalidArchitectureError
 from nas_gym.spaces.nb201 import NB201Space
 
@@ -296,7 +296,7 @@ class MacroTable(_RowIndex):
             if (
                 not isinstance(runs, list)
                 or len(runs) != 3
-                or not all(_is_real(v) and 0 <= v <= 100 for v in runs)
+                or not all(is_finite_number(v) and 0 <= v <= 100 for v in runs)
             ):
                 raise malformed(f"got test_acc {runs!r} for {arch!r}")
             for key in ("params", "flops"):
@@ -313,10 +313,6 @@ class MacroTable(_RowIndex):
             array.flags.writeable = False
         return cls(path, hashlib.sha256(raw).hexdigest(), tuple(archs), *arrays)
 
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 # ---------------------------------------------------------------------------- cache
