@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nas_gym.errors import did_you_mean
-from nas_gym.evaluation.executors import EXECUTORS, RayExecutor, _cpu_count, import_ray
+from nas_gym.evaluation.executors import EXECUTORS, RayExecutor, cpu_count, import_ray
 from nas_gym.objectives import is_finite_number
 
 if TYPE_CHECKING:
@@ -161,12 +161,6 @@ def _reported(record: Mapping[str, Any]) -> float:
     return record["reward"] if test is None else test
 
 
-def available_cpus() -> int:
-    """The CPU cores this process may use (its affinity mask, where the platform has one), the
-    default number of worker processes of :func:`run_compare`."""
-    return _cpu_count()
-
-
 def run_compare(
     env: str,
     agents: Sequence[str],
@@ -268,7 +262,7 @@ def _init_run_worker(threads: int) -> None:
 def _process_pool(workers: int) -> Pool:
     """A pool of ``workers`` processes that share this process's cores."""
     # spawn: workers must not inherit a parent's torch threads or CUDA state.
-    threads = max(1, available_cpus() // workers)
+    threads = max(1, cpu_count() // workers)
     return mp.get_context("spawn").Pool(workers, initializer=_init_run_worker, initargs=(threads,))
 
 
@@ -276,7 +270,7 @@ def _spread(
     specs: Sequence[RunSpec], executor: str, workers: int | None, ray_address: str | None, num_gpus: float
 ) -> Iterator[RunResult]:
     """The results of ``run_one`` over ``specs``, in the order they finish."""
-    workers = max(1, min(workers or available_cpus(), len(specs)))
+    workers = max(1, min(workers or cpu_count(), len(specs)))
     if executor == "serial" or (executor == "processes" and workers == 1):
         yield from map(run_one, specs)
     elif executor == "processes":

@@ -18,12 +18,12 @@ from nas_gym.compare import (
     RunSpec,
     _init_run_worker,
     _process_pool,
-    available_cpus,
     plot_best_so_far,
     run_compare,
     run_one,
     summarise_run,
 )
+from nas_gym.evaluation.executors import cpu_count
 from nas_gym.pareto import plot_pareto
 from nas_gym.runs import best_of
 
@@ -170,7 +170,7 @@ def test_pool_workers_get_a_share_of_the_cores(monkeypatch) -> None:
     monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
     with _process_pool(2) as pool:
         seen = pool.map(os.getenv, ["OMP_NUM_THREADS", "MKL_NUM_THREADS"] * 4, chunksize=1)
-    assert set(seen) == {str(max(1, available_cpus() // 2))}
+    assert set(seen) == {str(max(1, cpu_count() // 2))}
 
 
 def test_the_worker_initializer_keeps_a_users_thread_setting(monkeypatch) -> None:
@@ -193,9 +193,9 @@ def test_the_worker_initializer_keeps_a_users_thread_setting(monkeypatch) -> Non
     assert os.environ["OMP_NUM_THREADS"] == "3" and torch.get_num_threads() == threads
 
 
-def test_available_cpus_follows_the_affinity_mask() -> None:
+def test_cpu_count_follows_the_affinity_mask() -> None:
     expected = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    assert available_cpus() == expected >= 1
+    assert cpu_count() == expected >= 1
 
 
 # ---------------------------------------------------------------------------- figures

@@ -116,7 +116,7 @@ def auto_device() -> str:
     return assign_device(0 if index is None else index)
 
 
-def _cpu_count() -> int:
+def cpu_count() -> int:
     """The CPU cores this process may use."""
     if hasattr(os, "sched_getaffinity"):
         return max(1, len(os.sched_getaffinity(0)))
@@ -127,7 +127,7 @@ def default_workers() -> int:
     """The default number of concurrent evaluations on this machine: one per visible CUDA
     device when there are any, else one per CPU core this process may use."""
     gpus = _cuda_device_count()
-    return gpus if gpus > 0 else _cpu_count()
+    return gpus if gpus > 0 else cpu_count()
 
 
 def _check_workers(workers: int | None) -> int | None:
@@ -307,7 +307,7 @@ class ProcessExecutor(Executor):
             mp_context = multiprocessing.get_context(mp_context)
         self._context = mp_context
         self.max_retries = _check_retries(max_retries)
-        self._threads = max(1, _cpu_count() // self._workers)
+        self._threads = max(1, cpu_count() // self._workers)
         self._pool: ProcessPoolExecutor | None = None
         self._in_flight: Any = None
         self._closed = False
