@@ -111,11 +111,16 @@ def _init_worker(kind: str, args: argparse.Namespace) -> None:
 
 
 def _run(arch: str, seed: int) -> dict[str, Any]:
+    import torch
+
     from nas_gym.evaluation.trainer import CifarTrainer
 
     if _state["kind"] == "ours":
         budget, device, data_dir = _state["budget"], _state["device"], _state["args"].data_dir
-        metrics = CifarTrainer("seed", budget=budget, device=device, data_dir=data_dir, seed=seed)(arch)
+        # The same thread count as the baseline (the trainer's CPU default is one thread).
+        threads = torch.get_num_threads() if str(device).startswith("cpu") else None
+        trainer = CifarTrainer("seed", budget=budget, device=device, data_dir=data_dir, seed=seed, threads=threads)
+        metrics = trainer(arch)
         return {
             "accuracy": metrics["accuracy"],
             "seconds": metrics["train_seconds"],

@@ -149,6 +149,33 @@ def test_process_executor_gathers_out_of_order_results_in_input_order(processes:
     assert {r["worker"] for r in results} == {"0", "1"}
 
 
+def test_cpu_training_gives_the_serial_accuracy_in_pool_workers(
+    processes: ProcessExecutor, cifar_dir
+) -> None:
+    """Pool workers get a share of the cores as their thread count (here fewer threads than
+    this process is set to), and the thread count changes CPU results: the trainer pins its own."""
+    import torch
+
+    from nas_gym.evaluation.trainer import CifarTrainer
+
+    trainer = CifarTrainer(
+        "seed",
+        budget={"epochs": 1, "train_size": 1024, "val_size": 1000, "batch_size": 64},
+        device="cpu",
+        data_dir=cifar_dir,
+    )
+    archs = ["k3-relu-max|k3-relu-max|k3-relu-max", "k5-relu-avg|k3-relu-max"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(2, 2 * processes._threads))
+    try:
+        serial = SerialExecutor().map(trainer, archs)
+    finally:
+        torch.set_num_threads(threads)
+    pooled = processes.map(trainer, archs)
+    assert [r["status"] for r in pooled] == ["ok", "ok"]
+    assert [r["accuracy"] for r in pooled] == [r["accuracy"] for r in serial]
+
+
 def test_process_executor_failures_and_bad_output(processes: ProcessExecutor) -> None:
     results = processes.map(raising, ["a", "bad", "b"])
     assert [r["status"] for r in results] == ["ok", "failed", "ok"]

@@ -8,7 +8,15 @@ import sqlite3
 
 import pytest
 
-from nas_gym.evaluation.store import EvaluationStore, StoreError
+from nas_gym.evaluation.store import APPLICATION_ID, EvaluationStore, StoreError
+
+
+def _header_pragma(path, name: str) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        return int(conn.execute(f"PRAGMA {name}").fetchone()[0])
+    finally:
+        conn.close()
 
 
 def test_round_trip_and_reopen(tmp_path) -> None:
@@ -22,6 +30,8 @@ def test_round_trip_and_reopen(tmp_path) -> None:
     assert again.get("seed", "k3-relu-max", "ev") == {"accuracy": 0.5, "status": "ok"}
     assert again.get("seed", "k3-relu-max", "other-evaluator")["accuracy"] == 0.7
     assert len(again) == 2 and again.integrity_check() == "ok"
+    again.close()
+    assert _header_pragma(path, "application_id") == APPLICATION_ID
 
 
 @pytest.mark.parametrize(
@@ -49,6 +59,64 @@ def test_other_sqlite_database_is_refused_and_left_untouched(tmp_path) -> None:
     with pytest.raises(StoreError, match=r"not a nas-gym evaluation store \(tables: \['users'\]\)"):
         EvaluationStore(path)
     assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("pragma", "match"),
+    [
+        ("user_version=7", r"empty SQLite database of another application \(user_version 7"),
+        ("application_id=1234", r"SQLite file of another application \(application_id 0x000004d2"),
+    ],
+)
+def test_empty_database_of_another_application_is_refused_and_left_untouched(
+    tmp_path, pragma: str, match: str
+) -> None:
+    path = tmp_path / "app.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA {pragma}")
+    conn.commit()
+    conn.close()
+    before = path.read_bytes()
+    assert before  # the header alone makes it non-empty
+    with pytest.raises(StoreError, match=match + r".*it was left untouched"):
+        EvaluationStore(path)
+    assert path.read_bytes() == before
+
+
+def test_database_with_only_a_view_is_refused_and_left_untouched(tmp_path) -> None:
+    path = tmp_path / "app.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE VIEW answer AS SELECT 42")
+    conn.commit()
+    conn.close()
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match=r"not a nas-gym evaluation store \(schema: \['view answer'\]\)"):
+        EvaluationStore(path)
+    assert path.read_bytes() == before
+
+
+def test_empty_database_is_adopted(tmp_path) -> None:
+    """A store whose creation stopped after the WAL pragma: no tables, header values 0."""
+    path = tmp_path / "s.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.close()
+    assert path.stat().st_size > 0
+    store = EvaluationStore(path)
+    store.put("seed", "k3-relu-max", "ev", {"accuracy": 0.5})
+    assert store.get("seed", "k3-relu-max", "ev") == {"accuracy": 0.5}
+    store.close()
+    assert _header_pragma(path, "application_id") == APPLICATION_ID
+
+
+def test_store_created_before_the_application_id_is_accepted(tmp_path) -> None:
+    path = tmp_path / "s.sqlite"
+    EvaluationStore(path).put("seed", "a", "ev", {"accuracy": 0.25})
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA application_id=0")
+    conn.commit()
+    conn.close()
+    assert EvaluationStore(path).get("seed", "a", "ev") == {"accuracy": 0.25}
 
 
 def test_folder_is_refused(tmp_path) -> None:

@@ -15,6 +15,7 @@ from nas_gym.evaluation import trainer as trainer_module
 from nas_gym.evaluation.runner import EvaluationRunner, evaluator_fingerprint
 from nas_gym.evaluation.trainer import (
     BUDGETS,
+    CPU_THREADS,
     TRAINER_VERSION,
     Budget,
     CifarTrainer,
@@ -100,6 +101,40 @@ def test_auto_device_is_not_resolved_at_construction(cifar_dir, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", no_cuda_here)
     trainer = CifarTrainer("seed", budget=TINY, device="auto", data_dir=cifar_dir)
     assert trainer.device == "auto" and "auto" not in trainer.fingerprint
+    assert f"device={'cuda' if torch.cuda.device_count() > 0 else 'cpu'} " in trainer.fingerprint
+
+
+def test_auto_device_type_is_fixed_at_construction(cifar_dir, monkeypatch):
+    """The fingerprint names the device type "auto" meant where the trainer was built; a call
+    where it means another type refuses to train rather than store results under a wrong key."""
+    cpu = CifarTrainer("seed", budget=TINY, device="cpu", data_dir=cifar_dir)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    assert CifarTrainer("seed", budget=TINY, device="auto", data_dir=cifar_dir).fingerprint == cpu.fingerprint
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    gpu = CifarTrainer("seed", budget=TINY, device="auto", data_dir=cifar_dir)
+    assert gpu.device_type == "cuda" and gpu.speed_options == SpeedOptions.fast("cuda")
+    assert "device=cuda " in gpu.fingerprint and "bf16=True" in gpu.fingerprint
+    assert "threads=" not in gpu.fingerprint  # host threads do not change CUDA results
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    with pytest.raises(
+        RuntimeError, match=r"expected device 'auto' to mean 'cuda' in this process.*got 'cpu'"
+    ):
+        gpu("k3-relu-max")
+
+
+def test_thread_arguments_are_checked(cifar_dir):
+    with pytest.raises(ValueError, match=r"expected threads as None or an int >= 1, got 0"):
+        CifarTrainer("seed", budget=TINY, device="cpu", data_dir=cifar_dir, threads=0)
+    with pytest.raises(
+        ValueError, match=r"expected threads=2 to agree with speed.threads, got speed.threads=1"
+    ):
+        CifarTrainer(
+            "seed", budget=TINY, device="cpu", data_dir=cifar_dir, speed=SpeedOptions(threads=1), threads=2
+        )
+    from_speed = CifarTrainer(
+        "seed", budget=TINY, device="cpu", data_dir=cifar_dir, speed=SpeedOptions(threads=2)
+    )
+    assert from_speed.speed_options.threads == 2
 
 
 def test_missing_data_fails_at_construction(tmp_path):
@@ -193,6 +228,35 @@ def test_extreme_architectures_train(cifar_dir, arch):
     metrics = CifarTrainer("seed", budget=TINY, device="cpu", data_dir=cifar_dir)(arch)
     assert metrics["status"] == "ok"
     assert math.isfinite(metrics["accuracy"]) and 0.0 <= metrics["accuracy"] <= 1.0
+
+
+def test_cpu_accuracy_does_not_depend_on_the_process_thread_count(cifar_dir, monkeypatch):
+    """At this budget one and two intra-op threads give different accuracies (0.261 and 0.251 for
+    this network and seed on a 2-core Xeon): the trainer trains on CPU_THREADS whatever the
+    process setting, and puts the setting back."""
+    trainer = CifarTrainer("seed", budget=SMALL, device="cpu", data_dir=cifar_dir)
+    seen: list[int] = []
+    real_fit = trainer_module._fit
+
+    def recording_fit(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "_fit", recording_fit)
+    before = torch.get_num_threads()
+    accuracies = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            accuracies.append(trainer(THREE_LAYERS)["accuracy"])
+            assert torch.get_num_threads() == threads
+        two = CifarTrainer("seed", budget=TINY, device="cpu", data_dir=cifar_dir, threads=2)
+        torch.set_num_threads(1)
+        assert two("k3-relu-max")["status"] == "ok" and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [CPU_THREADS, CPU_THREADS, 2]
+    assert accuracies[0] == accuracies[1]
 
 
 def test_cpu_training_is_deterministic_and_leaves_the_global_rng_alone(cifar_dir):
@@ -294,6 +358,26 @@ def test_trainer_pickles_without_data(cifar_dir):
     clone = pickle.loads(payload)
     assert clone.fingerprint == trainer.fingerprint
     assert clone.budget == trainer.budget and clone.device == "cpu"
+
+
+def test_fingerprint_names_device_speed_and_cpu_threads(cifar_dir):
+    base = CifarTrainer("seed", budget="smoke", device="cpu", data_dir=cifar_dir)
+    assert f"device=cpu threads={CPU_THREADS} " in base.fingerprint
+    assert f"speed=({SpeedOptions.fast('cpu').describe()})" in base.fingerprint
+    same = CifarTrainer("seed", budget="smoke", device="cpu", data_dir=cifar_dir, threads=CPU_THREADS)
+    assert same.fingerprint == base.fingerprint
+    others = [
+        CifarTrainer("seed", budget="smoke", device="cpu", data_dir=cifar_dir, threads=CPU_THREADS + 1),
+        CifarTrainer("seed", budget="smoke", device="cpu", data_dir=cifar_dir, speed="reference"),
+        CifarTrainer(
+            "seed",
+            budget="smoke",
+            device="cpu",
+            data_dir=cifar_dir,
+            speed=SpeedOptions(channels_last=True, bf16=True),
+        ),
+    ]
+    assert len({base.fingerprint, *(o.fingerprint for o in others)}) == 1 + len(others)
 
 
 def test_fingerprint_names_version_space_budget_and_seed(cifar_dir):

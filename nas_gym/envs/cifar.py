@@ -35,7 +35,8 @@ class NASCifarEnv(NASEnv):
       is read from ``<data_dir>/cifar10/cifar-10-batches-py``.
     - ``download``: fetch CIFAR-10 with torchvision when it is missing (default ``False``).
     - ``eval_seed``: the training seed (weights, data order, augmentation). On the CPU the same
-      architecture, budget and seed give the same accuracy.
+      architecture, budget and seed give the same accuracy: training runs on one intra-op thread
+      (``CifarTrainer``'s ``CPU_THREADS``) whatever the executor or worker layout.
     - ``evaluator``: replaces the trainer (any callable ``arch -> metrics``); tests use it.
     - ``reward``, ``store``, ``render_mode``, ``failure_reward``, ``executor``: as in ``NASEnv``.
 

@@ -3,6 +3,7 @@ itself, and the mapping of exceptions to a failure status."""
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
 import sys
@@ -22,16 +23,40 @@ Evaluator = Callable[[str], dict[str, Any]]
 least ``"accuracy"`` (a fraction)."""
 
 
-def evaluator_fingerprint(evaluator: Evaluator) -> str:
-    """The identity of an evaluator in the store: its ``fingerprint`` attribute (built-in
-    backends name backend, budget, seed and code version there), else its qualified name."""
+FINAL_STATUSES = ("ok", "diverged")
+"""Statuses of a finished evaluation: cached and stored. ``failed`` and ``oom`` are neither (the
+next try may pass)."""
+
+
+def declared_fingerprint(evaluator: Evaluator) -> str | None:
+    """The evaluator's own ``fingerprint`` (a str attribute or property, or a method returning
+    one), or ``None`` when it declares none."""
     fingerprint = getattr(evaluator, "fingerprint", None)
     if callable(fingerprint):
         fingerprint = fingerprint()
-    if isinstance(fingerprint, str):
-        return fingerprint
+    return fingerprint if isinstance(fingerprint, str) else None
+
+
+def _qualified_name(evaluator: Any) -> str:
+    if isinstance(evaluator, functools.partial):
+        arguments = [repr(a) for a in evaluator.args]
+        arguments += [f"{k}={v!r}" for k, v in evaluator.keywords.items()]
+        return f"functools.partial({', '.join([_qualified_name(evaluator.func), *arguments])})"
     target = evaluator if hasattr(evaluator, "__qualname__") else type(evaluator)
     return f"{target.__module__}.{target.__qualname__}"
+
+
+def evaluator_fingerprint(evaluator: Evaluator) -> str:
+    """The identity of an evaluator in the store: its ``fingerprint`` (built-in backends name
+    backend, budget, seed and code version there), else its qualified name (for a
+    ``functools.partial``, that of its function and a repr of its arguments).
+
+    The fallback names the code, not what determines the results: every lambda of a module
+    shares one name, and so do two instances of one class. :class:`EvaluationRunner` warns when
+    a store is keyed by it.
+    """
+    fingerprint = declared_fingerprint(evaluator)
+    return fingerprint if fingerprint is not None else _qualified_name(evaluator)
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:
@@ -51,10 +76,14 @@ def _free_accelerator_memory() -> None:
 class EvaluationRunner:
     """Evaluates canonical architecture strings of one space with one evaluator.
 
-    Results are cached in-process (``cached=True`` on a hit) and, with a ``store``, looked up
-    before and written after each evaluation. An evaluator that raises gives status ``failed``
-    (``oom`` for out-of-memory) instead of propagating, so a long search goes on; those two
-    statuses are not written to the store (they may pass on a later try).
+    Finished results (status ``ok`` or ``diverged``) are cached in-process (``cached=True`` on a
+    hit) and, with a ``store``, looked up before and written after each evaluation. An
+    evaluator that raises gives status ``failed`` (``oom`` for out-of-memory) instead of
+    propagating, so a long search goes on; those two statuses are neither cached nor stored:
+    the next evaluation of that architecture runs the evaluator again (it may pass then).
+
+    The store key of the results is :func:`evaluator_fingerprint`; with a ``store`` and an
+    evaluator that declares no ``fingerprint``, a ``UserWarning`` says so at construction.
     """
 
     def __init__(
@@ -71,6 +100,16 @@ class EvaluationRunner:
         self.evaluator = evaluator
         self.space = space
         self.fingerprint = evaluator_fingerprint(evaluator)
+        if store is not None and declared_fingerprint(evaluator) is None:
+            warnings.warn(
+                "the evaluator declares no 'fingerprint', so its store key is its name "
+                f"{self.fingerprint!r}, which other evaluators may share (every lambda of a module, "
+                "every instance of a class) and would then be served its results; give it a "
+                "'fingerprint' attribute: a string naming what determines its results (backend, "
+                "settings, seed, code version)",
+                UserWarning,
+                stacklevel=2,
+            )
         self.store = store if store is None or isinstance(store, EvaluationStore) else EvaluationStore(store)
         self._cache: dict[str, dict[str, Any]] = {}
         self.calls = 0
@@ -104,8 +143,12 @@ class EvaluationRunner:
 
         Cache and store hits are served directly. The misses, each architecture once, go to
         ``executor.map`` together (``None``: evaluated here, one after another), then are recorded
-        like :meth:`evaluate` records them. The result is the one a loop of :meth:`evaluate`
-        over ``archs`` gives: a repeat of an architecture earlier in the batch is ``cached``.
+        like :meth:`evaluate` records them. For finished results this is what a loop of
+        :meth:`evaluate` over ``archs`` gives: a repeat of an architecture earlier in the batch
+        is ``cached``. A repeat of an architecture whose evaluation in this batch failed
+        (``failed`` or ``oom``) gets a copy of that result with ``cached=False``: it was not
+        served by the cache (which holds no failures), and the batch runs each architecture
+        once, so it is not tried again before the next batch.
         """
         results: list[tuple[dict[str, Any], bool] | None] = [None] * len(archs)
         misses: dict[str, list[int]] = {}
@@ -131,14 +174,18 @@ class EvaluationRunner:
                 self.record(arch, metrics)
                 first, *repeats = misses[arch]
                 results[first] = (dict(metrics), False)
+                final = metrics["status"] in FINAL_STATUSES
                 for i in repeats:
-                    results[i] = (dict(metrics), True)
+                    results[i] = (dict(metrics), final)
         return results  # type: ignore[return-value]  # every index was filled above
 
     def record(self, arch: str, metrics: dict[str, Any]) -> None:
-        """Remember ``metrics`` of ``arch`` (in-process, and in the store when it is final)."""
+        """Remember ``metrics`` of ``arch`` when it is final (``ok`` or ``diverged``): in-process,
+        and in the store when there is one. Failures are not remembered."""
+        if metrics["status"] not in FINAL_STATUSES:
+            return
         self._cache[arch] = dict(metrics)
-        if self.store is not None and metrics["status"] in ("ok", "diverged"):
+        if self.store is not None:
             self.store.put(self.space, arch, self.fingerprint, metrics)
 
     @staticmethod

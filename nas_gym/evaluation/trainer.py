@@ -19,6 +19,11 @@ Speed (the loop follows the design of single-GPU CIFAR-10 speed-runs such as air
 - On CUDA (:meth:`SpeedOptions.fast`): bf16 autocast, channels_last, ``cudnn.benchmark``;
   ``torch.compile`` on request. On the CPU only channels_last paid off in measurements (see
   :meth:`SpeedOptions.fast`), so the CPU path is fp32 in channels_last.
+
+Reproducibility: CPU results depend on the intra-op thread count (it changes the order of
+floating-point reductions), so CPU training runs on a fixed number of threads,
+:data:`CPU_THREADS` unless the caller passes ``threads=``, whatever the process setting, the
+executor or the worker layout; the count is part of :attr:`CifarTrainer.fingerprint`.
 """
 
 from __future__ import annotations
@@ -45,9 +50,26 @@ from nas_gym.data import NUM_TRAIN, check_cifar10, cifar10_on_device, train_val_
 from nas_gym.errors import did_you_mean
 from nas_gym.spaces import SearchSpace, make_space
 
-TRAINER_VERSION = 1
-"""Bumped whenever a change of this module changes the accuracy an architecture gets; it is part
-of :attr:`CifarTrainer.fingerprint`, so stored results of older versions are not reused."""
+TRAINER_VERSION = 2
+"""Bumped whenever a change of this module changes the accuracy an architecture gets or the
+meaning of :attr:`CifarTrainer.fingerprint` (it is part of it), so stored results of older
+versions are not reused. Version 2: CPU training on a fixed thread count; device type, thread
+count and speed options in the fingerprint."""
+
+CPU_THREADS = 1
+"""Intra-op threads of torch for CPU training when the caller names none (``threads=None``).
+
+A fixed count, because the thread count changes CPU results (reductions are split differently)
+and must therefore not follow the executor or the worker layout: a process pool gives each
+worker ``cores // workers`` threads, Ray gives a task ``num_cpus``, a serial run keeps the
+process's default (one per core). One, because that is what parallel workers need anyway (no
+oversubscription), so a parallel search pays nothing for it. A serial search on an idle machine
+does: on a 2-core Xeon with torch 2.14, ``"smoke"`` evaluations of 2 to 4 layer ``"seed"``
+networks took 1.8x to 1.9x as long on one thread as on two (1.4 to 3.8 s against 0.8 to 1.9 s);
+six of them took 15.0 s serially on one thread, 8.0 s serially on two, 8.6 s on a 2-worker
+process pool. On the same machine busy with other work, two threads were the slower (1.4 to
+6.8 s on one thread against 5.9 to 15.7 s on two). Pass ``threads=`` to :class:`CifarTrainer`
+or :func:`final_train` for another count; results are then those of that count."""
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
@@ -138,11 +160,13 @@ class Budget:
 
 
 BUDGETS: dict[str, Budget] = {
-    # A sanity signal, not a ranking: on a 2-core Xeon, 1-1.5 s per 2-4 layer "seed" network
-    # (idle machine) for 0.22-0.30 validation accuracy (chance: 0.1).
+    # A sanity signal, not a ranking: on a 2-core Xeon (idle machine), 1.4-3.8 s per 2-4 layer
+    # "seed" network on one thread (CPU_THREADS), 0.8-1.9 s on two, for 0.22-0.33 validation
+    # accuracy (chance: 0.1).
     "smoke": Budget(epochs=1, train_size=2_000, val_size=1_000, batch_size=64),
-    # A ranking signal for GPU searches (160,000 training images). On the same CPU: 2-2.5 min for
-    # 3-4 layer networks, reaching 0.67-0.70 validation accuracy.
+    # A ranking signal for GPU searches (160,000 training images). On the same CPU, with torch's
+    # default thread count (two there): 2-2.5 min for 3-4 layer networks, reaching 0.67-0.70
+    # validation accuracy.
     "proxy": Budget(epochs=8, train_size=20_000, val_size=5_000, batch_size=512),
     # Final training on the whole training part.
     "full": Budget(epochs=40, train_size=45_000, val_size=5_000, batch_size=512),
@@ -229,13 +253,20 @@ class SpeedOptions:
     compile: bool = False
     """``torch.compile`` the model."""
     threads: int | None = None
-    """CPU threads of torch during a call (restored afterwards); ``None`` keeps the process setting."""
+    """Intra-op threads of torch during a call (restored afterwards). ``None``: the rule of
+    :class:`CifarTrainer` and :func:`final_train`, :data:`CPU_THREADS` on the CPU and the
+    process setting on CUDA (where the host threads do not change results)."""
 
     def __post_init__(self) -> None:
-        if self.threads is not None and (
-            isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1
-        ):
-            raise ValueError(f"expected threads as None or an int >= 1, got {self.threads!r}")
+        _check_threads(self.threads)
+
+    def describe(self) -> str:
+        """The numerics settings as ``name=value`` pairs (stable order; part of the trainer's
+        fingerprint). ``threads`` is left out: it changes results on the CPU only, so the
+        fingerprint names the effective count of CPU runs separately."""
+        return ",".join(
+            f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self) if f.name != "threads"
+        )
 
     @classmethod
     def fast(
@@ -254,9 +285,8 @@ class SpeedOptions:
         channels_last took 1.2x to 1.5x less time than NCHW (oneDNN convolutions run natively in
         it, and NCHW max-pooling was several times slower); bf16 autocast was slower than fp32 in
         every case, with and without channels_last (no AMX on that processor: bf16 convolutions
-        gain no throughput, the casts cost time). The thread count is left alone (it is
-        process-wide): on that machine, while busy with other work, one thread trained up to 1.7x
-        faster than two, but an idle machine gains from more threads; pass ``threads=`` to choose.
+        gain no throughput, the casts cost time). ``threads`` is passed through; ``None`` lets
+        :class:`CifarTrainer` apply its rule (:data:`CPU_THREADS` on the CPU).
         ``torch.compile`` gave no speed-up there and took about 25 s for the first network.
         """
         if torch.device(device).type == "cuda":
@@ -267,6 +297,37 @@ class SpeedOptions:
     def reference(cls) -> SpeedOptions:
         """Plain fp32, contiguous, no cuDNN autotuning, eager: the baseline the fast path must match."""
         return cls()
+
+
+def _check_threads(threads: Any) -> None:
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"expected threads as None or an int >= 1, got {threads!r}")
+
+
+def _training_speed(speed: str | SpeedOptions, device_type: str, threads: int | None) -> SpeedOptions:
+    """The speed options of training on ``device_type`` with the thread rule applied: ``threads``,
+    else ``speed.threads``, else :data:`CPU_THREADS` on the CPU (``None``, the process setting,
+    on CUDA)."""
+    options = _resolve_speed(speed, torch.device(device_type))
+    _check_threads(threads)
+    if threads is not None and options.threads is not None and threads != options.threads:
+        raise ValueError(
+            f"expected threads={threads} to agree with speed.threads, got speed.threads={options.threads}"
+        )
+    if threads is None:
+        threads = options.threads
+    if threads is None and device_type == "cpu":
+        threads = CPU_THREADS
+    return dataclasses.replace(options, threads=threads)
+
+
+def _auto_device_type() -> str:
+    """What ``device="auto"`` trains on, asked without initialising CUDA in this process:
+    ``torch.cuda.device_count`` counts the GPUs through NVML (unlike ``torch.cuda.is_available``,
+    it does not break CUDA in processes forked from this one; it falls back to the CUDA runtime
+    only where NVML is missing). The same count decides the device of each worker
+    (:func:`nas_gym.evaluation.executors.assign_device`)."""
+    return "cuda" if torch.cuda.device_count() > 0 else "cpu"
 
 
 # ---------------------------------------------------------------------------------------- augmentation
@@ -538,8 +599,14 @@ class CifarTrainer:
     ``"diverged"``: the loss became NaN/inf (accuracy 0). ``"oom"``: CUDA ran out of memory; the
     cache is emptied and the trainer stays usable. The test batch is never read.
 
-    On the CPU the same architecture, budget and seed give the same accuracy. CUDA training is
-    not bit-reproducible. The user's global torch RNG is left as it was.
+    On the CPU the same architecture, budget, seed, speed options and thread count give the same
+    accuracy on a given machine and torch build (the instruction set can change rounding). The
+    thread count is ``threads``, by default :data:`CPU_THREADS` (1), set for the duration of
+    each call and restored afterwards, so it does not depend on the process setting, the
+    executor or the worker layout. CUDA training is not bit-reproducible. The user's global
+    torch RNG is left as it was.
+
+    What determines the results is in :attr:`fingerprint`, the key of an evaluation store.
 
     The instance holds only settings, so it pickles cheaply (subprocess vector envs): the data
     is loaded lazily, on the first call of each process, and cached there
@@ -548,14 +615,26 @@ class CifarTrainer:
     Args:
         space: preset name or :class:`~nas_gym.spaces.SearchSpace` whose ``build_model`` gives the network.
         budget: ``"smoke"``, ``"proxy"``, ``"full"``, a dict of overrides of ``"proxy"``, or a :class:`Budget`.
-        device: ``"auto"`` (CUDA when available, else CPU; decided at each call, in the process
-            that trains), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``. ``"auto"``: the device type
+            (CUDA when ``torch.cuda.device_count() > 0``, else CPU) is fixed here, at
+            construction, because the fingerprint names it; the GPU index is decided at each
+            call, in the process that trains (worker ``i`` takes GPU ``i % n``). A call in a
+            process where ``"auto"`` means another device type (say a Ray worker with a GPU,
+            built on a head node without one) raises ``RuntimeError``: pass the device
+            explicitly there.
         data_dir: folder holding ``cifar10/cifar-10-batches-py`` (default ``$NAS_GYM_DATA``, else
             ``~/.cache/nas_gym``). Checked here (no file is read) so that missing data fails early.
         download: fetch CIFAR-10 with torchvision when it is missing.
         seed: training seed (weights, data order, augmentation).
         speed: ``"fast"`` (:meth:`SpeedOptions.fast` for the device), ``"reference"`` (plain fp32) or
             a :class:`SpeedOptions`.
+        threads: intra-op threads of torch during training; ``None``: ``speed.threads`` if set,
+            else :data:`CPU_THREADS` on the CPU and the process setting on CUDA.
+
+    Attributes:
+        device_type: ``"cpu"`` or ``"cuda"``, fixed at construction.
+        speed_options: the resolved :class:`SpeedOptions` of training, the thread rule applied
+            (``speed_options.threads`` is the effective thread count; ``None`` on CUDA unless given).
     """
 
     def __init__(
@@ -567,6 +646,7 @@ class CifarTrainer:
         download: bool = False,
         seed: int = 0,
         speed: str | SpeedOptions = "fast",
+        threads: int | None = None,
     ):
         if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
             raise TypeError(f"expected seed as an int, got {seed!r}")
@@ -574,33 +654,48 @@ class CifarTrainer:
             raise ValueError(f"expected speed 'fast', 'reference' or a SpeedOptions, got {speed!r}")
         self.space = make_space(space)
         self.budget = resolve_budget(budget)
-        # "auto" is resolved at each call, in the process that trains: asking CUDA here would
-        # initialise its driver in a parent process that may fork the workers. An explicit CUDA
-        # device is checked now, so that a typo fails early.
+        # The GPU index of "auto" is resolved at each call, in the process that trains (worker i
+        # takes GPU i % n); only its device type is fixed here, without initialising CUDA in a
+        # parent process that may fork the workers. An explicit CUDA device is checked now, so
+        # that a typo fails early.
         self.device = _device_text(device)
-        if self.device != "auto":
-            resolve_device(self.device)
+        if self.device == "auto":
+            self.device_type = _auto_device_type()
+        else:
+            self.device_type = resolve_device(self.device).type
         self.data_dir = None if data_dir is None else Path(data_dir)
         self.download = bool(download)
         self.seed = int(seed)
         self.speed = speed
+        self.speed_options = _training_speed(speed, self.device_type, threads)
         check_cifar10(self.data_dir, download=self.download)
 
     @property
     def fingerprint(self) -> str:
         """The identity of this evaluator's results in an evaluation store: backend and its
-        version, space, every budget value and the seed."""
+        version, space, every budget value, the seed, the device type, the speed options and,
+        on the CPU, the thread count (for ``"auto"``, the device type decided at construction).
+        Not the GPU index: GPUs of one machine give results of the same kind."""
+        threads = f" threads={self.speed_options.threads}" if self.device_type == "cpu" else ""
         return (
             f"cifar10-trainer/v{TRAINER_VERSION} space={self.space!r} "
-            f"budget=({self.budget.describe()}) seed={self.seed}"
+            f"budget=({self.budget.describe()}) seed={self.seed} device={self.device_type}{threads} "
+            f"speed=({self.speed_options.describe()})"
         )
 
     def __call__(self, arch: str) -> dict[str, Any]:
         device = resolve_device(self.device)
+        if device.type != self.device_type:
+            # Results of this device type would be stored under the other's fingerprint.
+            raise RuntimeError(
+                f"expected device 'auto' to mean {self.device_type!r} in this process, as it did where "
+                f"the trainer was built (its fingerprint names {self.device_type!r}), got "
+                f"{device.type!r}; pass device='cpu' or device='cuda' explicitly"
+            )
         canonical = self.space.format(self.space.validate(arch))
         start = time.perf_counter()
         try:
-            return self._evaluate(canonical, device, _resolve_speed(self.speed, device))
+            return self._evaluate(canonical, device, self.speed_options)
         except torch.cuda.OutOfMemoryError as exc:
             error = f"{type(exc).__name__}: {exc}"
         # Outside the except block, so the traceback (and the tensors its frames hold) is gone.
@@ -638,7 +733,7 @@ class CifarTrainer:
     def __repr__(self) -> str:
         return (
             f"CifarTrainer(space={self.space!r}, budget={self.budget!r}, device={self.device!r}, "
-            f"seed={self.seed})"
+            f"seed={self.seed}, speed={self.speed_options!r})"
         )
 
 
@@ -665,12 +760,14 @@ def final_train(
     seed: int = 0,
     progress: Progress | None = None,
     speed: str | SpeedOptions = "fast",
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """Train ``arch`` once more under ``budget`` and report validation and test accuracy.
 
-    Training is the same as in :class:`CifarTrainer` (same split, same seeds, so ``budget`` and
-    ``seed`` equal to an evaluation's reproduce it on the CPU). This is the only function that
-    reads the CIFAR-10 test batch; its accuracy must not feed back into a search.
+    Training is the same as in :class:`CifarTrainer` (same split, same seeds, same thread rule,
+    so ``budget``, ``seed``, ``speed`` and ``threads`` equal to an evaluation's reproduce it on
+    the CPU). This is the only function that reads the CIFAR-10 test batch; its accuracy must
+    not feed back into a search.
 
     Returns ``arch`` (canonical), ``val_accuracy``, ``test_accuracy`` (fractions; 0 unless status
     is ``"ok"``), ``params``, ``flops``, ``train_seconds``, ``status`` (``"ok"`` or ``"diverged"``),
@@ -679,7 +776,7 @@ def final_train(
     space = make_space(space)
     resolved = resolve_budget(budget)
     target = resolve_device(device)
-    options = _resolve_speed(speed, target)
+    options = _training_speed(speed, target.type, threads)
     canonical = space.format(space.validate(arch))
     check_cifar10(data_dir, download=download)
     images, labels = cifar10_on_device(target, data_dir, download, split="train")
