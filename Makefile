@@ -20,8 +20,7 @@ venv: $(BIN)/nas-gym
 demo: venv
 	$(BIN)/nas-gym search --env NASCifar-v0 --agent reinforce --episodes 12 --budget smoke --seed 0
 
-test: venv
-	$(BIN)/ruff check nas_gym agents tests examples benchmarks
+test: lint
 	$(BIN)/python -m pytest -q
 
 lint: venv

@@ -119,7 +119,9 @@ def _run(arch: str, seed: int) -> dict[str, Any]:
         budget, device, data_dir = _state["budget"], _state["device"], _state["args"].data_dir
         # The same thread count as the baseline (the trainer's CPU default is one thread).
         threads = torch.get_num_threads() if str(device).startswith("cpu") else None
-        trainer = CifarTrainer("seed", budget=budget, device=device, data_dir=data_dir, seed=seed, threads=threads)
+        trainer = CifarTrainer(
+            "seed", budget=budget, device=device, data_dir=data_dir, seed=seed, threads=threads
+        )
         metrics = trainer(arch)
         return {
             "accuracy": metrics["accuracy"],

@@ -23,7 +23,11 @@ _SPECS = {
     # (entry point, vector entry point, nondeterministic); GPU training is not bit-reproducible.
     "NASCifar-v0": ("nas_gym.envs.cifar:NASCifarEnv", "nas_gym.vector:make_cifar_vector_env", True),
     "NASBench201-v0": ("nas_gym.envs.tables:NASBench201Env", "nas_gym.vector:make_nb201_vector_env", False),
-    "NASBenchMacro-v0": ("nas_gym.envs.tables:NASBenchMacroEnv", "nas_gym.vector:make_macro_vector_env", False),
+    "NASBenchMacro-v0": (
+        "nas_gym.envs.tables:NASBenchMacroEnv",
+        "nas_gym.vector:make_macro_vector_env",
+        False,
+    ),
 }
 
 for _id, (_entry_point, _vector_entry_point, _nondeterministic) in _SPECS.items():

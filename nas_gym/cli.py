@@ -57,7 +57,9 @@ def _budget(text: str) -> str | dict[str, Any]:
         try:
             value = json.loads(text)
         except ValueError as exc:
-            raise argparse.ArgumentTypeError(f"expected a budget name or a JSON object, got {text!r}") from exc
+            raise argparse.ArgumentTypeError(
+                f"expected a budget name or a JSON object, got {text!r}"
+            ) from exc
         return value
     return text
 
@@ -66,7 +68,9 @@ def _check_env_id(env_id: str) -> str:
     from nas_gym import ENVS
 
     if env_id not in ENVS:
-        raise UsageError(f"unknown env {env_id!r}: expected one of {', '.join(ENVS)}{did_you_mean(env_id, ENVS)}")
+        raise UsageError(
+            f"unknown env {env_id!r}: expected one of {', '.join(ENVS)}{did_you_mean(env_id, ENVS)}"
+        )
     return env_id
 
 
@@ -75,7 +79,9 @@ def _check_agent(name: str) -> str:
 
     names = list(list_agents())
     if name not in names:
-        raise UsageError(f"unknown agent {name!r}: expected one of {', '.join(names)}{did_you_mean(name, names)}")
+        raise UsageError(
+            f"unknown agent {name!r}: expected one of {', '.join(names)}{did_you_mean(name, names)}"
+        )
     return name
 
 
@@ -209,8 +215,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
         row = result.row
         bar.update(1)
         test = row["test_accuracy"]
-        bar.set_postfix_str(f"{row['agent']} seed {row['seed']}: best {row['best_reward']:.4f}"
-                            + ("" if test is None else f", test {test:.4f}"))
+        bar.set_postfix_str(
+            f"{row['agent']} seed {row['seed']}: best {row['best_reward']:.4f}"
+            + ("" if test is None else f", test {test:.4f}")
+        )
 
     try:
         run_compare(
@@ -300,9 +308,14 @@ def _add_executor_options(
         help=f"where {what} run: " + "; ".join(f"{k}: {v}" for k, v in EXECUTORS.items()),
     )
     parser.add_argument("--workers", type=_positive_int, help="concurrent workers of the executor")
-    parser.add_argument("--ray-address", help="an existing Ray cluster (default: a local instance on loopback)")
     parser.add_argument(
-        "--num-gpus", type=_non_negative_float, default=0.0, help="GPUs per Ray task (fractions allowed); ray only"
+        "--ray-address", help="an existing Ray cluster (default: a local instance on loopback)"
+    )
+    parser.add_argument(
+        "--num-gpus",
+        type=_non_negative_float,
+        default=0.0,
+        help="GPUs per Ray task (fractions allowed); ray only",
     )
 
 
@@ -318,14 +331,18 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--agent", required=True, help="agent name (see `nas-gym agents`)")
     search.add_argument("--episodes", type=_positive_int, help="finished episodes to run")
     search.add_argument("--budget-seconds", type=_positive_float, help="stop at this simulated train time")
-    search.add_argument("--budget", type=_budget, help="NASCifar-v0 training budget: smoke, proxy, full or JSON")
+    search.add_argument(
+        "--budget", type=_budget, help="NASCifar-v0 training budget: smoke, proxy, full or JSON"
+    )
     search.add_argument("--device", help="NASCifar-v0 device: auto, cpu, cuda, cuda:N")
     search.add_argument("--space", help="search space preset (default: the env's)")
     search.add_argument("--reward", help="objective: accuracy (default), mnas-params, mnas-flops")
     search.add_argument("--seed", type=_non_negative_int, default=0, help="seed of agent and evaluation")
     search.add_argument("--out", help="run folder (default runs/<env>-<agent>-<time>)")
     search.add_argument("--resume", action="store_true", help="continue the run in --out")
-    search.add_argument("--tensorboard", metavar="DIR", help="write TensorBoard logs (reward, best, agent losses)")
+    search.add_argument(
+        "--tensorboard", metavar="DIR", help="write TensorBoard logs (reward, best, agent losses)"
+    )
     search.add_argument(
         "--batch",
         type=_positive_int,

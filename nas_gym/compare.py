@@ -150,7 +150,9 @@ def summarise_run(
         "regret_reward": None
         if best is None or "reward" not in optimum or spec.env_kwargs.get("reward", "accuracy") != "accuracy"
         else optimum["reward"] - best["reward"],
-        "regret_test": None if test is None or "test_accuracy" not in optimum else optimum["test_accuracy"] - test,
+        "regret_test": None
+        if test is None or "test_accuracy" not in optimum
+        else optimum["test_accuracy"] - test,
     }
     return RunResult(row=row, curve=curve)
 
@@ -383,9 +385,7 @@ def plot_best_so_far(
         (line,) = ax.plot(grid, 100 * mean, label=f"{agent} (n={len(curves)})")
         ax.fill_between(grid, 100 * low, 100 * high, color=line.get_color(), alpha=0.2)
     ax.set_xlabel("simulated training time (s)")
-    ax.set_ylabel(
-        "test accuracy of best-so-far architecture (%)" if uses_test else "best reward so far (%)"
-    )
+    ax.set_ylabel("test accuracy of best-so-far architecture (%)" if uses_test else "best reward so far (%)")
     ax.set_title(f"{env}: best so far, mean and 95% band over seeds")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")

@@ -86,7 +86,9 @@ def plot_pareto(
 
     kept = _plotted(history, cost)
     if not kept:
-        raise ValueError(f"expected history entries with {cost!r}, got none (this backend does not report it)")
+        raise ValueError(
+            f"expected history entries with {cost!r}, got none (this backend does not report it)"
+        )
     points = np.array([(history[i]["accuracy"], history[i][cost]) for i in kept], dtype=np.float64)
     front = pareto_front(points)
     scale, unit = (1e6, "M") if points[:, 1].max() >= 1e6 else (1e3, "k")

@@ -291,10 +291,15 @@ def run_search(
             config.batch = agent.batch_size
         # A serial executor serves any batch: workers count only for concurrent executors.
         pool = make_executor(
-            executor, workers=None if executor == "serial" else workers, ray_address=ray_address, num_gpus=num_gpus
+            executor,
+            workers=None if executor == "serial" else workers,
+            ray_address=ray_address,
+            num_gpus=num_gpus,
         )
         cleanup.callback(pool.close)
-        env = make_env(config, store=store.path, executor=pool, batch=config.batch if agent.supports_batches else None)
+        env = make_env(
+            config, store=store.path, executor=pool, batch=config.batch if agent.supports_batches else None
+        )
         cleanup.callback(env.close)
         # Written once the env is built: a run whose options do not make an env leaves no config.
         folder.write_config(config)
@@ -339,7 +344,9 @@ def run_search(
 
         remaining = None if config.episodes is None else config.episodes - offset
         budget_left = None if config.budget_seconds is None else config.budget_seconds - prior_seconds
-        finished = (remaining is not None and remaining <= 0) or (budget_left is not None and budget_left <= 0)
+        finished = (remaining is not None and remaining <= 0) or (
+            budget_left is not None and budget_left <= 0
+        )
         if on_start is not None:
             on_start(list(history))
         if not finished:
@@ -350,7 +357,9 @@ def run_search(
     from nas_gym.pareto import has_cost, plot_pareto
 
     if has_cost(history, "params"):
-        front = plot_pareto(history, str(folder.path / PARETO), cost="params", title=f"{config.env}: {config.agent}")
+        front = plot_pareto(
+            history, str(folder.path / PARETO), cost="params", title=f"{config.env}: {config.agent}"
+        )
         summary["pareto_front"] = [history[i]["arch"] for i in front]
     folder.write_summary(summary)
     return summary
@@ -406,7 +415,9 @@ def _summary(
     }
 
 
-def _log_episode(writer: Any, record: dict[str, Any], best: dict[str, Any] | None, learning: dict[str, float]) -> None:
+def _log_episode(
+    writer: Any, record: dict[str, Any], best: dict[str, Any] | None, learning: dict[str, float]
+) -> None:
     step = record["episode"]
     writer.add_scalar("search/reward", record["reward"], step)
     if best is not None:
@@ -426,8 +437,7 @@ def _tensorboard_writer(folder: str | os.PathLike[str] | None):
         from torch.utils.tensorboard import SummaryWriter
     except ImportError as exc:
         raise RunFolderError(
-            "expected the tensorboard package for --tensorboard, got none: "
-            'pip install "nas-gym[tensorboard]"'
+            'expected the tensorboard package for --tensorboard, got none: pip install "nas-gym[tensorboard]"'
         ) from exc
     return SummaryWriter(log_dir=str(folder))
 

@@ -394,6 +394,8 @@ def test_sb3_keyword_arguments_reach_the_algorithm() -> None:
 
 def test_time_budget_on_a_backend_without_training_time_is_refused() -> None:
     env = NASEnv("nb201", evaluator=lambda arch: {"accuracy": 0.5, "train_seconds": 0.0})
-    with pytest.raises(ValueError, match=r"expected the env to record training time .* limit the search by episodes"):
+    with pytest.raises(
+        ValueError, match=r"expected the env to record training time .* limit the search by episodes"
+    ):
         make_agent("random", seed=0).search(env, budget_seconds=100)
     assert len(make_agent("random", seed=0).search(env, episodes=3).history) == 3

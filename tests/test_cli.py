@@ -37,19 +37,55 @@ def test_envs_and_agents_are_listed(capsys) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["search", "--env", "NASCifar-v1", "--agent", "random", "--episodes", "2"],
-         "unknown env 'NASCifar-v1': expected one of NASCifar-v0, NASBench201-v0, NASBenchMacro-v0 "
-         "(did you mean 'NASCifar-v0'?)"),
-        (["search", "--env", "NASBench201-v0", "--agent", "reinforc", "--episodes", "2"],
-         "(did you mean 'reinforce'?)"),
-        (["search", "--env", "NASBench201-v0", "--agent", "random", "--episodes", "0"],
-         "expected a positive integer, got 0"),
-        (["search", "--env", "NASBench201-v0", "--agent", "random"], "expected --episodes N or --budget-seconds T"),
-        (["search", "--env", "NASBench201-v0", "--agent", "random", "--episodes", "2", "--budget", "smoke"],
-         "--budget is not an option of NASBench201-v0"),
-        (["train", "--space", "seed", "--arch", "k7-relu-max"], "expected layer 1 as <kernel>-<activation>-<pool>"),
-        (["compare", "--env", "NASBench201-v0", "--agents", "random,evo", "--seeds", "2", "--episodes", "3"],
-         "unknown agent 'evo'"),
+        (
+            ["search", "--env", "NASCifar-v1", "--agent", "random", "--episodes", "2"],
+            "unknown env 'NASCifar-v1': expected one of NASCifar-v0, NASBench201-v0, NASBenchMacro-v0 "
+            "(did you mean 'NASCifar-v0'?)",
+        ),
+        (
+            ["search", "--env", "NASBench201-v0", "--agent", "reinforc", "--episodes", "2"],
+            "(did you mean 'reinforce'?)",
+        ),
+        (
+            ["search", "--env", "NASBench201-v0", "--agent", "random", "--episodes", "0"],
+            "expected a positive integer, got 0",
+        ),
+        (
+            ["search", "--env", "NASBench201-v0", "--agent", "random"],
+            "expected --episodes N or --budget-seconds T",
+        ),
+        (
+            [
+                "search",
+                "--env",
+                "NASBench201-v0",
+                "--agent",
+                "random",
+                "--episodes",
+                "2",
+                "--budget",
+                "smoke",
+            ],
+            "--budget is not an option of NASBench201-v0",
+        ),
+        (
+            ["train", "--space", "seed", "--arch", "k7-relu-max"],
+            "expected layer 1 as <kernel>-<activation>-<pool>",
+        ),
+        (
+            [
+                "compare",
+                "--env",
+                "NASBench201-v0",
+                "--agents",
+                "random,evo",
+                "--seeds",
+                "2",
+                "--episodes",
+                "3",
+            ],
+            "unknown agent 'evo'",
+        ),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
     ],
 )
@@ -63,17 +99,32 @@ def test_bad_arguments_exit_2_with_one_line(capsys, args: list[str], message: st
 def test_bad_arguments_in_a_real_process() -> None:
     proc = nas_gym_cli("search", "--env", "NASBench201-v0", "--agent", "randm", "--episodes", "2")
     assert proc.returncode == 2
-    assert proc.stderr.strip() == (
-        "unknown agent 'randm': expected one of random, evolution, reinforce, ppo, maskable-ppo, a2c, dqn "
-        "(did you mean 'random'?)"
-    ) or "did you mean 'random'" in proc.stderr
+    assert (
+        proc.stderr.strip()
+        == (
+            "unknown agent 'randm': expected one of random, evolution, reinforce, ppo, maskable-ppo, a2c, dqn "
+            "(did you mean 'random'?)"
+        )
+        or "did you mean 'random'" in proc.stderr
+    )
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
 def test_search_on_a_table_writes_the_run_folder(tmp_path: Path, data_dir: Path) -> None:
     out = tmp_path / "run"
-    proc = nas_gym_cli("search", "--env", "NASBench201-v0", "--agent", "evolution", "--episodes", "30",
-                       "--seed", "3", "--out", str(out))
+    proc = nas_gym_cli(
+        "search",
+        "--env",
+        "NASBench201-v0",
+        "--agent",
+        "evolution",
+        "--episodes",
+        "30",
+        "--seed",
+        "3",
+        "--out",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stderr
     history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
     assert [r["episode"] for r in history] == list(range(30))
@@ -87,26 +138,63 @@ def test_search_on_a_table_writes_the_run_folder(tmp_path: Path, data_dir: Path)
     assert "ep" in proc.stderr  # the progress bar
 
     again = tmp_path / "again"
-    proc = nas_gym_cli("search", "--env", "NASBench201-v0", "--agent", "evolution", "--episodes", "30",
-                       "--seed", "3", "--out", str(again))
+    proc = nas_gym_cli(
+        "search",
+        "--env",
+        "NASBench201-v0",
+        "--agent",
+        "evolution",
+        "--episodes",
+        "30",
+        "--seed",
+        "3",
+        "--out",
+        str(again),
+    )
     assert (again / "history.jsonl").read_text().replace(" ", "").count("arch") == 30
     archs = [json.loads(line)["arch"] for line in (again / "history.jsonl").read_text().splitlines()]
     assert archs == [r["arch"] for r in history]  # --seed makes a run repeatable
 
-    extended = nas_gym_cli("search", "--env", "NASBench201-v0", "--agent", "evolution", "--episodes", "40",
-                           "--seed", "3", "--out", str(out), "--resume")
+    extended = nas_gym_cli(
+        "search",
+        "--env",
+        "NASBench201-v0",
+        "--agent",
+        "evolution",
+        "--episodes",
+        "40",
+        "--seed",
+        "3",
+        "--out",
+        str(out),
+        "--resume",
+    )
     assert extended.returncode == 0, extended.stderr
     assert len((out / "history.jsonl").read_text().splitlines()) == 40
 
 
 def test_resume_refuses_a_foreign_store(tmp_path: Path, data_dir: Path) -> None:
     out = tmp_path / "run"
-    assert nas_gym_cli("search", "--env", "NASBench201-v0", "--agent", "random", "--episodes", "3",
-                       "--out", str(out)).returncode == 0
+    assert (
+        nas_gym_cli(
+            "search", "--env", "NASBench201-v0", "--agent", "random", "--episodes", "3", "--out", str(out)
+        ).returncode
+        == 0
+    )
     store = out / "evaluations.sqlite"
     store.write_bytes(b"garbage that is not sqlite")
-    proc = nas_gym_cli("search", "--env", "NASBench201-v0", "--agent", "random", "--episodes", "5",
-                       "--out", str(out), "--resume")
+    proc = nas_gym_cli(
+        "search",
+        "--env",
+        "NASBench201-v0",
+        "--agent",
+        "random",
+        "--episodes",
+        "5",
+        "--out",
+        str(out),
+        "--resume",
+    )
     assert proc.returncode == 2
     assert "not a nas-gym evaluation store" in proc.stderr and "Traceback" not in proc.stderr
     assert store.read_bytes() == b"garbage that is not sqlite"
@@ -114,8 +202,21 @@ def test_resume_refuses_a_foreign_store(tmp_path: Path, data_dir: Path) -> None:
 
 def test_compare_end_to_end(tmp_path: Path, data_dir: Path) -> None:
     out = tmp_path / "cmp"
-    proc = nas_gym_cli("compare", "--env", "NASBench201-v0", "--agents", "random,evolution", "--seeds", "3",
-                       "--budget-seconds", "3000", "--workers", "2", "--out", str(out))
+    proc = nas_gym_cli(
+        "compare",
+        "--env",
+        "NASBench201-v0",
+        "--agents",
+        "random,evolution",
+        "--seeds",
+        "3",
+        "--budget-seconds",
+        "3000",
+        "--workers",
+        "2",
+        "--out",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stderr
     with open(out / "results.csv") as f:
         rows = list(csv.DictReader(f))
@@ -136,8 +237,22 @@ def test_compare_end_to_end(tmp_path: Path, data_dir: Path) -> None:
 def test_search_with_real_cifar_training(tmp_path: Path, cifar_dir: Path) -> None:
     out = tmp_path / "run"
     budget = json.dumps({"epochs": 1, "train_size": 512, "val_size": 256})
-    proc = nas_gym_cli("search", "--env", "NASCifar-v0", "--agent", "random", "--episodes", "2",
-                       "--budget", budget, "--device", "cpu", "--out", str(out), timeout=600)
+    proc = nas_gym_cli(
+        "search",
+        "--env",
+        "NASCifar-v0",
+        "--agent",
+        "random",
+        "--episodes",
+        "2",
+        "--budget",
+        budget,
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
     assert len(history) == 2
@@ -149,8 +264,19 @@ def test_search_logs_to_tensorboard(tmp_path: Path, data_dir: Path) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     out, logs = tmp_path / "run", tmp_path / "tb"
-    proc = nas_gym_cli("search", "--env", "NASBench201-v0", "--agent", "reinforce", "--episodes", "12",
-                       "--out", str(out), "--tensorboard", str(logs))
+    proc = nas_gym_cli(
+        "search",
+        "--env",
+        "NASBench201-v0",
+        "--agent",
+        "reinforce",
+        "--episodes",
+        "12",
+        "--out",
+        str(out),
+        "--tensorboard",
+        str(logs),
+    )
     assert proc.returncode == 0, proc.stderr
     events = EventAccumulator(str(logs))
     events.Reload()
@@ -170,9 +296,25 @@ def test_search_history_does_not_depend_on_the_executor(tmp_path: Path, data_dir
     runs = {}
     for executor in ("serial", "processes", "ray"):
         out = tmp_path / executor
-        proc = nas_gym_cli("search", "--env", "NASBench201-v0", "--agent", "evolution", "--episodes", "24",
-                           "--seed", "5", "--batch", "4", "--executor", executor, "--workers", "2",
-                           "--out", str(out))
+        proc = nas_gym_cli(
+            "search",
+            "--env",
+            "NASBench201-v0",
+            "--agent",
+            "evolution",
+            "--episodes",
+            "24",
+            "--seed",
+            "5",
+            "--batch",
+            "4",
+            "--executor",
+            executor,
+            "--workers",
+            "2",
+            "--out",
+            str(out),
+        )
         assert proc.returncode == 0, proc.stderr
         runs[executor] = _history(out)
         assert json.loads((out / "summary.json").read_text())["executor"] == executor
@@ -185,34 +327,111 @@ def test_compare_results_do_not_depend_on_the_executor(tmp_path: Path, data_dir:
     rows = {}
     for executor in ("serial", "ray"):
         out = tmp_path / executor
-        proc = nas_gym_cli("compare", "--env", "NASBench201-v0", "--agents", "random,reinforce", "--seeds", "2",
-                           "--episodes", "20", "--executor", executor, "--workers", "2", "--out", str(out))
+        proc = nas_gym_cli(
+            "compare",
+            "--env",
+            "NASBench201-v0",
+            "--agents",
+            "random,reinforce",
+            "--seeds",
+            "2",
+            "--episodes",
+            "20",
+            "--executor",
+            executor,
+            "--workers",
+            "2",
+            "--out",
+            str(out),
+        )
         assert proc.returncode == 0, proc.stderr
         with open(out / "results.csv") as f:
-            rows[executor] = [(r["agent"], r["seed"], r["best_arch"], r["test_accuracy"]) for r in csv.DictReader(f)]
+            rows[executor] = [
+                (r["agent"], r["seed"], r["best_arch"], r["test_accuracy"]) for r in csv.DictReader(f)
+            ]
     assert len(rows["serial"]) == 4 and rows["serial"] == rows["ray"]
 
 
 def test_unknown_executor_exits_2(capsys) -> None:
-    assert main(["search", "--env", "NASBench201-v0", "--agent", "random", "--episodes", "2",
-                 "--executor", "dask"]) == 2
+    assert (
+        main(
+            [
+                "search",
+                "--env",
+                "NASBench201-v0",
+                "--agent",
+                "random",
+                "--episodes",
+                "2",
+                "--executor",
+                "dask",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "invalid choice: 'dask'" in err and len(err.strip().splitlines()) == 1
 
 
 def test_resume_keeps_the_run_settings(tmp_path: Path, data_dir: Path, capsys) -> None:
     out = tmp_path / "run"
-    assert main(["search", "--env", "NASBench201-v0", "--agent", "random", "--budget-seconds", "500",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "search",
+                "--env",
+                "NASBench201-v0",
+                "--agent",
+                "random",
+                "--budget-seconds",
+                "500",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     first = len((out / "history.jsonl").read_text().splitlines())
-    assert main(["search", "--env", "NASBench201-v0", "--agent", "random", "--out", str(out), "--resume"]) == 0
+    assert (
+        main(["search", "--env", "NASBench201-v0", "--agent", "random", "--out", str(out), "--resume"]) == 0
+    )
     assert len((out / "history.jsonl").read_text().splitlines()) == first  # its own stop: nothing to add
-    assert main(["search", "--env", "NASBench201-v0", "--agent", "random", "--budget-seconds", "2000",
-                 "--out", str(out), "--resume"]) == 0
+    assert (
+        main(
+            [
+                "search",
+                "--env",
+                "NASBench201-v0",
+                "--agent",
+                "random",
+                "--budget-seconds",
+                "2000",
+                "--out",
+                str(out),
+                "--resume",
+            ]
+        )
+        == 0
+    )
     assert json.loads((out / "summary.json").read_text())["train_seconds"] >= 2000
     capsys.readouterr()
-    assert main(["search", "--env", "NASBench201-v0", "--agent", "random", "--reward", "mnas-flops",
-                 "--out", str(out), "--resume"]) == 2
+    assert (
+        main(
+            [
+                "search",
+                "--env",
+                "NASBench201-v0",
+                "--agent",
+                "random",
+                "--reward",
+                "mnas-flops",
+                "--out",
+                str(out),
+                "--resume",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "expected the settings of the run" in err and "mnas-flops" in err
 
@@ -220,9 +439,11 @@ def test_resume_keeps_the_run_settings(tmp_path: Path, data_dir: Path, capsys) -
 def test_out_that_is_a_file_exits_2(tmp_path: Path, capsys) -> None:
     path = tmp_path / "file"
     path.write_text("x")
-    for args in (["search", "--env", "NASBench201-v0", "--agent", "random", "--episodes", "2"],
-                 ["compare", "--env", "NASBench201-v0", "--agents", "random", "--seeds", "1", "--episodes", "2"],
-                 ["train", "--arch", "k3-relu-max"]):
+    for args in (
+        ["search", "--env", "NASBench201-v0", "--agent", "random", "--episodes", "2"],
+        ["compare", "--env", "NASBench201-v0", "--agents", "random", "--seeds", "1", "--episodes", "2"],
+        ["train", "--arch", "k3-relu-max"],
+    ):
         assert main([*args, "--out", str(path)]) == 2
         err = capsys.readouterr().err
         assert err.strip().endswith(f"expected --out to name a folder, got the file {path}")

@@ -99,9 +99,13 @@ def test_run_one_closes_its_env_when_the_search_fails(monkeypatch) -> None:
 
 def test_a_run_selects_the_earliest_best_record() -> None:
     history = [_record(0, 0.5, 0.80), _record(1, 0.7, 0.90), _record(2, 0.7, 0.95), _record(3, 0.6, 0.99)]
-    result = summarise_run(_spec(), SearchResult(history=history), {"reward": 0.8, "test_accuracy": 0.95}, 1.23)
+    result = summarise_run(
+        _spec(), SearchResult(history=history), {"reward": 0.8, "test_accuracy": 0.95}, 1.23
+    )
     row = result.row
-    assert row["best_arch"] == "arch-1" == SearchResult(history=history).best["arch"] == best_of(history)["arch"]
+    assert (
+        row["best_arch"] == "arch-1" == SearchResult(history=history).best["arch"] == best_of(history)["arch"]
+    )
     assert (row["best_reward"], row["test_accuracy"], row["episodes"]) == (0.7, 0.90, 4)
     assert math.isclose(row["regret_reward"], 0.1) and math.isclose(row["regret_test"], 0.05)
     assert row["simulated_seconds"] == 400.0 and row["wall_seconds"] == 1.23
@@ -126,7 +130,9 @@ def test_run_compare_refuses_bad_options_before_it_runs(tmp_path: Path) -> None:
         run_compare("NASBench201-v0", ["random", "evolution", "random"], 1, out, episodes=2)
     with pytest.raises(ValueError, match="expected distinct agents, got 'evolution' 3 times"):
         run_compare("NASBench201-v0", ["evolution"] * 3, 1, out, episodes=2)
-    with pytest.raises(ValueError, match=r"expected num_gpus only with executor 'ray'.*got num_gpus=0\.5 with 'processes'"):
+    with pytest.raises(
+        ValueError, match=r"expected num_gpus only with executor 'ray'.*got num_gpus=0\.5 with 'processes'"
+    ):
         run_compare("NASBench201-v0", ["random"], 1, out, episodes=2, num_gpus=0.5)
     for bad in (-1.0, float("nan"), True):
         with pytest.raises(ValueError, match=r"expected num_gpus as a number >= 0, got"):
@@ -154,7 +160,10 @@ def test_run_compare_caps_time_budget_runs(tmp_path: Path, data_dir: Path) -> No
         on_result=lambda result: seen.append((result.row["agent"], result.row["seed"])),
     )
     assert [(r.row["agent"], r.row["seed"]) for r in results] == [
-        ("random", 0), ("random", 1), ("evolution", 0), ("evolution", 1)
+        ("random", 0),
+        ("random", 1),
+        ("evolution", 0),
+        ("evolution", 1),
     ]
     assert sorted(seen) == sorted((r.row["agent"], r.row["seed"]) for r in results)
     assert all(r.row["episodes"] == 6 for r in results)

@@ -156,7 +156,9 @@ def test_cache_does_not_evaluate_twice() -> None:
 
 
 def test_reward_callable_and_failure_statuses() -> None:
-    env = NASEnv("macro", evaluator=lambda arch: {"accuracy": 0.8, "params": 10}, reward=lambda m: m["params"])
+    env = NASEnv(
+        "macro", evaluator=lambda arch: {"accuracy": 0.8, "params": 10}, reward=lambda m: m["params"]
+    )
     *_, info = run_episode(env, [0] * 8)
     assert info["params"] == 10
 
@@ -206,7 +208,9 @@ def test_bad_evaluator_output_is_reported(output, match: str) -> None:
 
 
 def test_bad_constructor_arguments() -> None:
-    with pytest.raises(ValueError, match=r"expected reward in \['accuracy'.*got 'acuracy' \(did you mean 'accuracy'\?\)"):
+    with pytest.raises(
+        ValueError, match=r"expected reward in \['accuracy'.*got 'acuracy' \(did you mean 'accuracy'\?\)"
+    ):
         NASEnv("seed", evaluator=hash_accuracy, reward="acuracy")
     with pytest.raises(ValueError, match=r"expected render_mode in \[None, 'ansi'\], got 'human'"):
         NASEnv("seed", evaluator=hash_accuracy, render_mode="human")
@@ -239,6 +243,7 @@ def test_store_is_shared_between_envs(tmp_path) -> None:
         calls.append(arch)
         return {"accuracy": 0.25, "params": 7}
 
+    evaluator.fingerprint = "store-test/v1"  # type: ignore[attr-defined]
     path = tmp_path / "evals.sqlite"
     *_, info = run_episode(NASEnv("nb201", evaluator=evaluator, store=path), [2] * 6)
     *_, again = run_episode(NASEnv("nb201", evaluator=evaluator, store=str(path)), [2] * 6)
@@ -255,7 +260,9 @@ def test_gym_make_with_module_prefix_in_fresh_interpreter() -> None:
     assert out.stdout.split() == ["NASCifar-v0", "seed"]
 
 
-@pytest.mark.parametrize(("env_id", "steps"), [("NASCifar-v0", 31), ("NASBench201-v0", 6), ("NASBenchMacro-v0", 8)])
+@pytest.mark.parametrize(
+    ("env_id", "steps"), [("NASCifar-v0", 31), ("NASBench201-v0", 6), ("NASBenchMacro-v0", 8)]
+)
 def test_longest_episode_is_not_truncated(env_id: str, steps: int) -> None:
     env = gym.make(env_id, evaluator=hash_accuracy)
     env.reset(seed=0)
@@ -287,8 +294,11 @@ def test_objective_never_sees_the_test_split() -> None:
     *_, info = run_episode(env, [0] * 6)
     assert info["test_accuracy"] == 0.9  # reported in info
     assert seen and all("test_accuracy" not in m for m in seen)
-    cheat = NASEnv("nb201", evaluator=lambda arch: {"accuracy": 0.6, "test_accuracy": 0.9},
-                   reward=lambda m: m["test_accuracy"])
+    cheat = NASEnv(
+        "nb201",
+        evaluator=lambda arch: {"accuracy": 0.6, "test_accuracy": 0.9},
+        reward=lambda m: m["test_accuracy"],
+    )
     cheat.reset(seed=0)
     with pytest.raises(KeyError, match="test_accuracy"):
         for _ in range(6):

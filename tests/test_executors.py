@@ -110,6 +110,7 @@ def test_evaluate_many_serves_hits_and_sends_each_miss_once(tmp_path) -> None:
         calls.append(arch)
         return hash_accuracy(arch)
 
+    counting.fingerprint = "counting/v1"  # type: ignore[attr-defined]
     path = tmp_path / "evals.sqlite"
     EvaluationRunner(counting, "seed", path).evaluate("stored")
     runner = EvaluationRunner(counting, "seed", EvaluationStore(path))

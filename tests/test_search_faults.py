@@ -18,6 +18,8 @@ from nas_gym.vector import NASVectorEnv
 class DiesOnAvgPool:
     """Kills its own worker process on every cell that uses avg_pool_3x3 on edge 1<-0."""
 
+    fingerprint = "dies-on-avg-pool/v1"
+
     def __call__(self, arch: str) -> dict:
         if arch.startswith("|avg_pool_3x3~0|"):
             os.kill(os.getpid(), signal.SIGKILL)

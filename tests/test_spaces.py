@@ -83,7 +83,9 @@ def test_validate_errors() -> None:
     space = SeedSpace()
     with pytest.raises(InvalidArchitectureError, match="expected a complete architecture"):
         space.validate((1, 0, 0))
-    with pytest.raises(InvalidArchitectureError, match="expected a choice in 0..1 for decision 'layer1.kernel'"):
+    with pytest.raises(
+        InvalidArchitectureError, match="expected a choice in 0..1 for decision 'layer1.kernel'"
+    ):
         space.validate((0, 2, 0, 0))
     with pytest.raises(InvalidArchitectureError, match="expected at most 4 decisions"):
         space.validate((0, 0, 0, 0, 1))

@@ -27,6 +27,9 @@ def indexed_accuracy(arch: str) -> dict[str, Any]:
     return {**hash_accuracy(arch), "worker": worker_index()}
 
 
+indexed_accuracy.fingerprint = "indexed-accuracy/v1"  # type: ignore[attr-defined]
+
+
 def fails_on_skip(arch: str) -> dict[str, Any]:
     """Fails for cells whose first edge is a skip connection, else reports a parameter count."""
     if arch.startswith("|skip_connect"):

@@ -152,9 +152,7 @@ class NASEnv(gym.Env[np.ndarray, np.int64]):
             executor = make_executor(executor)
         self.executor: Executor | None = executor
         self.action_space = spaces.Discrete(self.space.num_actions)
-        self.observation_space = spaces.MultiDiscrete(
-            np.array(self.space.slot_choices, dtype=np.int64) + 1
-        )
+        self.observation_space = spaces.MultiDiscrete(np.array(self.space.slot_choices, dtype=np.int64) + 1)
         self._prefix: list[int] = []
         self._done = True
         self._awaiting: str | None = None  # a complete architecture, between the halves of step

@@ -131,7 +131,9 @@ class _RowIndex:
         try:
             return self._rows[arch]
         except (KeyError, TypeError):
-            raise InvalidArchitectureError(f"expected {self._expected} of the table {self.path}, got {arch!r}") from None
+            raise InvalidArchitectureError(
+                f"expected {self._expected} of the table {self.path}, got {arch!r}"
+            ) from None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.path)!r}, rows={len(self)})"
@@ -225,7 +227,6 @@ class NB201Table(_RowIndex):
         return cls(path, hashlib.sha256(raw).hexdigest(), arch_strs, columns)
 
 
-
 def _is_number(text: str) -> bool:
     try:
         float(text)
@@ -312,7 +313,6 @@ class MacroTable(_RowIndex):
         for array in arrays:
             array.flags.writeable = False
         return cls(path, hashlib.sha256(raw).hexdigest(), tuple(archs), *arrays)
-
 
 
 # ---------------------------------------------------------------------------- cache

@@ -29,9 +29,7 @@ class NB201Space(FixedSpace):
     name = "nb201"
 
     def __init__(self) -> None:
-        super().__init__(
-            [Decision(f"edge{to}<-{src}", "operation", OPERATIONS) for to, src in EDGES]
-        )
+        super().__init__([Decision(f"edge{to}<-{src}", "operation", OPERATIONS) for to, src in EDGES])
 
     def format(self, arch: Sequence[int]) -> str:
         values = self.validate(arch)

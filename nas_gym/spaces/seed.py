@@ -61,9 +61,7 @@ class SeedSpace(SearchSpace):
         if not (isinstance(min_layers, int) and isinstance(max_layers, int)):
             raise TypeError(f"expected integer layer bounds, got {min_layers!r}, {max_layers!r}")
         if not 1 <= min_layers <= max_layers:
-            raise ValueError(
-                f"expected 1 <= min_layers <= max_layers, got {min_layers} and {max_layers}"
-            )
+            raise ValueError(f"expected 1 <= min_layers <= max_layers, got {min_layers} and {max_layers}")
         if base_channels < 1 or max_channels < base_channels:
             raise ValueError(
                 f"expected 1 <= base_channels <= max_channels, got {base_channels} and {max_channels}"
@@ -72,9 +70,7 @@ class SeedSpace(SearchSpace):
         self.max_layers = max_layers
         self.base_channels = base_channels
         self.max_channels = max_channels
-        self._depth = Decision(
-            "depth", _DEPTH_KIND, tuple(str(n) for n in range(min_layers, max_layers + 1))
-        )
+        self._depth = Decision("depth", _DEPTH_KIND, tuple(str(n) for n in range(min_layers, max_layers + 1)))
         self._layer = [
             [Decision(f"layer{i + 1}.{kind}", kind, choices) for kind, choices in _LAYER_DECISIONS]
             for i in range(max_layers)
