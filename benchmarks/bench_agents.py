@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import platform
 import time
 
 import torch
+from machine import cpu_name  # benchmarks/machine.py
 
 from agents import list_agents, make_agent
 from nas_gym.envs import NASEnv
@@ -36,17 +36,6 @@ def seconds_per_decision(agent: str, space: str, episodes: int, seed: int) -> fl
     result = search.search(env, episodes)
     seconds = time.perf_counter() - start
     return seconds / sum(record["steps"] for record in result.history)
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> None:

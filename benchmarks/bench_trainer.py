@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import platform
 import resource
 import statistics
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
+
+from machine import cpu_name  # benchmarks/machine.py
 
 DEFAULT_ARCHS = (
     "k3-relu-max|k3-relu-max|k3-relu-max",
@@ -239,15 +240,6 @@ def _baseline(arch: str, seed: int, warmup: bool = False) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------ main
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -263,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         space.parse(arch)  # fail fast with the space's message
     device = resolve_device(args.device)
     print(
-        f"torch {torch.__version__}, device {device}, CPU: {_cpu_model()} ({multiprocessing.cpu_count()} cores)"
+        f"torch {torch.__version__}, device {device}, CPU: {cpu_name()} ({multiprocessing.cpu_count()} cores)"
     )
     print(f"ours: {SpeedOptions.fast(device)}; baseline: fp32 eager, DataLoader(num_workers={args.workers})")
     print(

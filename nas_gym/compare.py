@@ -11,7 +11,6 @@ import csv
 import math
 import multiprocessing as mp
 import os
-import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -23,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nas_gym.errors import did_you_mean
-from nas_gym.evaluation.executors import EXECUTORS, RayExecutor, cpu_count, import_ray
+from nas_gym.evaluation.executors import EXECUTORS, RayExecutor, cpu_count, import_ray, share_threads
 from nas_gym.objectives import is_finite_number
 
 if TYPE_CHECKING:
@@ -245,27 +244,11 @@ def _check_spread(executor: str, workers: int | None, ray_address: str | None, n
         )
 
 
-def _init_run_worker(threads: int) -> None:
-    """Initializer of a :func:`run_compare` worker process: its share of the CPU threads.
-
-    Without a share each worker's torch and BLAS start one thread per core and the workers fight
-    over the cores. They read these variables when they start, so they are set before a run
-    imports torch; torch is already running only when the parent's main module imported it.
-    A value the user set is kept.
-    """
-    if "OMP_NUM_THREADS" not in os.environ:
-        os.environ["OMP_NUM_THREADS"] = str(threads)
-        torch = sys.modules.get("torch")
-        if torch is not None:
-            torch.set_num_threads(threads)
-    os.environ.setdefault("MKL_NUM_THREADS", str(threads))
-
-
 def _process_pool(workers: int) -> Pool:
     """A pool of ``workers`` processes that share this process's cores."""
     # spawn: workers must not inherit a parent's torch threads or CUDA state.
     threads = max(1, cpu_count() // workers)
-    return mp.get_context("spawn").Pool(workers, initializer=_init_run_worker, initargs=(threads,))
+    return mp.get_context("spawn").Pool(workers, initializer=share_threads, initargs=(threads,))
 
 
 def _spread(

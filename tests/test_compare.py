@@ -16,14 +16,13 @@ import nas_gym.runs
 from agents import SearchResult
 from nas_gym.compare import (
     RunSpec,
-    _init_run_worker,
     _process_pool,
     plot_best_so_far,
     run_compare,
     run_one,
     summarise_run,
 )
-from nas_gym.evaluation.executors import cpu_count
+from nas_gym.evaluation.executors import cpu_count, share_threads
 from nas_gym.pareto import plot_pareto
 from nas_gym.runs import best_of
 
@@ -191,14 +190,14 @@ def test_the_worker_initializer_keeps_a_users_thread_setting(monkeypatch) -> Non
     monkeypatch.setenv("MKL_NUM_THREADS", "5")
     threads = torch.get_num_threads()
     try:
-        _init_run_worker(1)
+        share_threads(1)
         # torch was imported before the initializer ran: its running pool is resized too.
         assert (os.environ["OMP_NUM_THREADS"], os.environ["MKL_NUM_THREADS"]) == ("1", "5")
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(threads)
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
-    _init_run_worker(1)
+    share_threads(1)
     assert os.environ["OMP_NUM_THREADS"] == "3" and torch.get_num_threads() == threads
 
 

@@ -241,9 +241,17 @@ def _init_process_worker(counter: Any, in_flight: Any, threads: int) -> None:
         counter.value += 1
     _worker_slot, _in_flight = slot, in_flight
     os.environ[WORKER_INDEX_ENV] = str(slot)
-    # Without a share each worker starts one thread per core and the workers fight over the
-    # cores (Ray does the same for its tasks). Torch and BLAS read these variables when they
-    # start; torch may already be running when the parent's main module imported it.
+    share_threads(threads)
+
+
+def share_threads(threads: int) -> None:
+    """Give this worker process ``threads`` threads of the machine's cores, unless the user set
+    ``OMP_NUM_THREADS``.
+
+    Without a share each worker starts one thread per core and the workers fight over the cores
+    (Ray does the same for its tasks). Torch and BLAS read these variables when they start;
+    torch may already be running when the parent's main module imported it.
+    """
     if "OMP_NUM_THREADS" not in os.environ:
         os.environ["OMP_NUM_THREADS"] = str(threads)
         torch = sys.modules.get("torch")
