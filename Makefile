@@ -26,6 +26,7 @@ test: lint
 lint: venv
 	$(BIN)/ruff check nas_gym agents tests examples benchmarks
 	$(BIN)/ruff format --check nas_gym agents tests examples benchmarks
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

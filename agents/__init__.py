@@ -15,10 +15,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from agents.base import Agent, EpisodeRecord, SearchCallback, SearchRecorder, SearchResult
+from agents.base import Agent
 from agents.evolution import EvolutionAgent
+from agents.loop import SearchRecorder
 from agents.random_search import RandomAgent
 from agents.registry import AGENTS, list_agents, make_agent, register_agent
+from agents.results import EpisodeRecord, SearchCallback, SearchResult, best_record, leaders
 
 _LAZY = {
     "ReinforceAgent": "agents.reinforce",
@@ -53,6 +55,8 @@ __all__ = [
     "SearchCallback",
     "SearchRecorder",
     "SearchResult",
+    "best_record",
+    "leaders",
     "list_agents",
     "make_agent",
     "register_agent",

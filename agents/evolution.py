@@ -3,7 +3,6 @@ Architecture Search" (AAAI), Algorithm 1, and its batched form (the paper's asyn
 
 from __future__ import annotations
 
-import numbers
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -12,15 +11,10 @@ from typing import Any, ClassVar
 import gymnasium as gym
 from gymnasium.vector import VectorEnv
 
-from agents.base import (
-    Agent,
-    EpisodeRecord,
-    as_int_list,
-    check_batch_size,
-    check_config_matches,
-    space_of,
-    valid_actions,
-)
+from agents.base import Agent
+from agents.results import EpisodeRecord
+from agents.tools import as_int_list, check_config_matches, space_of, valid_actions
+from nas_gym.core.checks import check_int
 from nas_gym.spaces import Arch, SearchSpace
 
 
@@ -32,7 +26,7 @@ class Member:
     fitness: float
     """The episode return the architecture earned."""
     born: int
-    """The lifetime episode index at which it was evaluated (smaller = older)."""
+    """Its place in the order of arrival in the population (smaller = older)."""
 
 
 class EvolutionAgent(Agent):
@@ -65,37 +59,38 @@ class EvolutionAgent(Agent):
             100 barely past its random start, while 20 gives more than ten generations.
         sample_size: ``S``, the tournament size (default 5). Larger is greedier; ``S = 1``
             is a random walk over mutations.
-        batch_size: the architectures a batch search evaluates at once (:attr:`batch_size`,
-            the natural ``num_envs`` of its vector env; default 1).
+        num_envs: the copies of the vector env a batch search uses by default (the architectures
+            evaluated at once; default 1).
     """
 
     name: ClassVar[str] = "evolution"
     supports_batches: ClassVar[bool] = True
 
     def __init__(
-        self, seed: int | None = None, population_size: int = 20, sample_size: int = 5, batch_size: int = 1
+        self, seed: int | None = None, population_size: int = 20, sample_size: int = 5, num_envs: int = 1
     ):
         super().__init__(seed)
-        for label, value, low in (("population_size", population_size, 2), ("sample_size", sample_size, 1)):
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-                raise ValueError(f"expected {label} as an int >= {low}, got {value!r}")
+        check_int(population_size, "population_size", minimum=2)
+        check_int(sample_size, "sample_size", minimum=1)
         if sample_size > population_size:
             raise ValueError(
                 f"expected sample_size <= population_size ({population_size}), got {sample_size}"
             )
         self.population_size = int(population_size)
         self.sample_size = int(sample_size)
-        self._batch_size = check_batch_size(batch_size)
+        self._num_envs = check_int(num_envs, "num_envs", minimum=1)
         self.population: deque[Member] = deque()
         """The living architectures, oldest first."""
         self.space: SearchSpace | None = None
+        self.births = 0
+        """Architectures that joined the population over the agent's lifetime (their ages)."""
         self._proposal: Arch = ()
         self._step = 0
         self._return = 0.0
 
     @property
-    def batch_size(self) -> int:
-        return self._batch_size
+    def num_envs(self) -> int:
+        return self._num_envs
 
     # ------------------------------------------------------------------ evolution
     def propose(self, n: int) -> list[Arch]:
@@ -121,12 +116,12 @@ class EvolutionAgent(Agent):
         order, the oldest members leaving."""
         if len(archs) != len(records):
             raise ValueError(f"expected one record per architecture ({len(archs)}), got {len(records)}")
-        for j, (arch, record) in enumerate(zip(archs, records)):
-            # The records were just made: the last len(archs) episodes of the agent's lifetime.
-            self._add(tuple(arch), float(record["reward"]), self.episodes_done - len(archs) + j)
+        for arch, record in zip(archs, records):
+            self._add(tuple(arch), float(record["reward"]))
 
-    def _add(self, arch: Arch, fitness: float, born: int) -> None:
-        self.population.append(Member(arch, fitness, born))
+    def _add(self, arch: Arch, fitness: float) -> None:
+        self.population.append(Member(arch, fitness, self.births))
+        self.births += 1
         if len(self.population) > self.population_size:
             self.population.popleft()
 
@@ -157,14 +152,14 @@ class EvolutionAgent(Agent):
         if not (terminated or truncated) or "arch" not in info:
             return
         assert self.space is not None  # prepare() ran
-        # The episode is recorded after observe(): episodes_done is still its index.
-        self._add(self.space.parse(info["arch"]), self._return, self.episodes_done)
+        self._add(self.space.parse(info["arch"]), self._return)
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
         return {
             **super().state_dict(),
             "config": {"population_size": self.population_size, "sample_size": self.sample_size},
+            "births": self.births,
             "population": [
                 {"arch": as_int_list(m.arch), "fitness": m.fitness, "born": m.born} for m in self.population
             ],
@@ -182,9 +177,11 @@ class EvolutionAgent(Agent):
             Member(tuple(int(c) for c in m["arch"]), float(m["fitness"]), int(m["born"]))
             for m in state["population"]
         )
+        # States saved before the counter existed: ages were episode indices.
+        self.births = int(state.get("births", state["episodes_done"]))
 
     def __repr__(self) -> str:
-        extra = "" if self._batch_size == 1 else f", batch_size={self._batch_size}"
+        extra = "" if self._num_envs == 1 else f", num_envs={self._num_envs}"
         return (
             f"EvolutionAgent(seed={self.seed}, population_size={self.population_size}, "
             f"sample_size={self.sample_size}{extra})"

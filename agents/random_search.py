@@ -8,7 +8,10 @@ from typing import Any, ClassVar
 import gymnasium as gym
 from gymnasium.vector import VectorEnv
 
-from agents.base import Agent, EpisodeRecord, check_batch_size, space_of, valid_actions
+from agents.base import Agent
+from agents.results import EpisodeRecord
+from agents.tools import space_of, valid_actions
+from nas_gym.core.checks import check_int
 from nas_gym.spaces import Arch, SearchSpace
 
 
@@ -26,21 +29,21 @@ class RandomAgent(Agent):
 
     Args:
         seed: seeds the agent's generator.
-        batch_size: the architectures a batch search evaluates at once (:attr:`batch_size`,
-            the natural ``num_envs`` of its vector env); it does not change what is sampled.
+        num_envs: the copies of the vector env a batch search uses by default (the architectures
+            evaluated at once); it does not change what is sampled.
     """
 
     name: ClassVar[str] = "random"
     supports_batches: ClassVar[bool] = True
 
-    def __init__(self, seed: int | None = None, batch_size: int = 1):
+    def __init__(self, seed: int | None = None, num_envs: int = 1):
         super().__init__(seed)
-        self._batch_size = check_batch_size(batch_size)
+        self._num_envs = check_int(num_envs, "num_envs", minimum=1)
         self.space: SearchSpace | None = None
 
     @property
-    def batch_size(self) -> int:
-        return self._batch_size
+    def num_envs(self) -> int:
+        return self._num_envs
 
     def prepare(self, env: gym.Env | VectorEnv) -> None:
         self.space = space_of(env, vector=True)
@@ -59,5 +62,5 @@ class RandomAgent(Agent):
         """Nothing to learn."""
 
     def __repr__(self) -> str:
-        extra = "" if self._batch_size == 1 else f", batch_size={self._batch_size}"
+        extra = "" if self._num_envs == 1 else f", num_envs={self._num_envs}"
         return f"RandomAgent(seed={self.seed}{extra})"

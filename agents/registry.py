@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agents.base import Agent
-from nas_gym.errors import did_you_mean
+from nas_gym.core.errors import did_you_mean
 
 AgentFactory = Callable[..., Agent]
 """Anything that takes ``seed=`` and keyword arguments and returns an :class:`~agents.Agent`."""

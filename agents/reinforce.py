@@ -13,7 +13,7 @@ which is what makes :meth:`ReinforceAgent.state_dict` a complete checkpoint at a
 boundary.
 
 On a vector env (a batch search, see :class:`~agents.Agent`) the controller samples ``m``
-architectures at once and the copies evaluate them together: with ``num_envs = batch_size``
+architectures at once and the copies evaluate them together: with ``num_envs = episodes_per_update``
 one batch of the env is one policy-gradient update, Zoph & Le's ``m`` architectures per update.
 """
 
@@ -22,9 +22,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-import numbers
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -34,29 +32,20 @@ import torch
 from gymnasium.vector import VectorEnv
 from torch import nn
 
-from agents.base import Agent, EpisodeRecord, as_int_list, check_config_matches, space_of
+from agents.base import Agent
+from agents.results import EpisodeRecord
+from agents.tools import as_int_list, check_config_matches, space_of
+from nas_gym.core.checks import check_int, check_number
+from nas_gym.core.devices import torch_threads
 from nas_gym.spaces import Arch, SearchSpace
 
 _MASKED_LOGIT = -1e9
 """Logit of a masked choice: its probability is exactly 0 in float32, and unlike ``-inf`` it
 keeps ``p * log p`` and its gradient finite."""
 
-
-@contextmanager
-def single_thread() -> Iterator[None]:
-    """Run PyTorch ops on one intra-op thread inside the block, then restore the setting.
-
-    The controller's tensors are tiny: splitting its ops over threads only adds
-    synchronisation, which makes an update several times slower on two cores and an order of
-    magnitude slower on a busy machine. The setting is restored on exit, so the env's own
-    training keeps the process's threads.
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+# The controller's tensors are tiny: splitting its ops over threads only adds synchronisation
+# (several times slower updates on two cores), so it runs on one; the env's training keeps its own.
+CONTROLLER_THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -80,8 +69,8 @@ class ReinforceConfig:
     """Adam's step size. ENAS uses 3.5e-4 over thousands of updates; with a few hundred episodes
     that leaves the policy nearly uniform, while 0.03 often collapses it onto a mediocre
     architecture within the first hundred."""
-    batch_size: int = 2
-    """Episodes (architectures) per policy-gradient update: ``m`` in Zoph & Le. Small batches
+    episodes_per_update: int = 2
+    """Episodes (architectures) per policy-gradient update: ``m`` in Zoph & Le. Few
     mean more updates per episode, which is what a few hundred episodes need."""
     baseline_decay: float = 0.95
     """Decay of the exponential moving average of returns used as baseline (the advantage of an
@@ -97,18 +86,12 @@ class ReinforceConfig:
     with PyTorch's default initialisation (see :meth:`Controller.initialise`)."""
 
     def __post_init__(self) -> None:
-        for name in ("hidden_size", "num_layers", "embedding_size", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-                raise ValueError(f"expected {name} as a positive int, got {value!r}")
+        for name in ("hidden_size", "num_layers", "embedding_size", "episodes_per_update"):
+            check_int(getattr(self, name), name, minimum=1)
         for name in ("learning_rate", "max_grad_norm", "init_range"):
-            value = getattr(self, name)
-            if not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
-                raise ValueError(f"expected {name} as a positive number, got {value!r}")
-        if not isinstance(self.entropy_weight, numbers.Real) or not self.entropy_weight >= 0:
-            raise ValueError(f"expected entropy_weight as a number >= 0, got {self.entropy_weight!r}")
-        if not isinstance(self.baseline_decay, numbers.Real) or not 0 <= self.baseline_decay < 1:
-            raise ValueError(f"expected baseline_decay in [0, 1), got {self.baseline_decay!r}")
+            check_number(getattr(self, name), name, minimum=0, strict=True)
+        check_number(self.entropy_weight, "entropy_weight", minimum=0)
+        check_number(self.baseline_decay, "baseline_decay", minimum=0, maximum=0.999999)
 
 
 class Controller(nn.Module):
@@ -188,7 +171,7 @@ class Controller(nn.Module):
 class ReinforceAgent(Agent):
     """Zoph & Le's NAS controller: an LSTM policy trained with REINFORCE.
 
-    Every ``batch_size`` finished episodes the controller takes one Adam step on
+    Every ``episodes_per_update`` finished episodes the controller takes one Adam step on
 
     ``loss = -mean_i[(R_i - b_i) * log p(arch_i)] - entropy_weight * mean_i[H_i]``
 
@@ -200,7 +183,7 @@ class ReinforceAgent(Agent):
     one after another with the same draws as :meth:`act` (the valid choices of a step are
     ``space.action_mask(prefix)``, what the env reports in ``info["action_mask"]``), and
     :meth:`tell` learns from each result exactly as :meth:`observe` does at an episode's end.
-    With ``n = batch_size`` (:attr:`batch_size`, the natural ``num_envs``) each batch of the env
+    With ``n = episodes_per_update`` (:attr:`num_envs`) each batch of the env
     is one update on architectures sampled from one policy; with ``n`` a multiple of it, the
     later updates of a batch use architectures sampled before the earlier ones.
 
@@ -255,9 +238,9 @@ class ReinforceAgent(Agent):
         self.optimizer = torch.optim.Adam(self.controller.parameters(), lr=self.config.learning_rate)
 
     @property
-    def batch_size(self) -> int:
-        """Episodes per update (``config.batch_size``)."""
-        return self.config.batch_size
+    def num_envs(self) -> int:
+        """Episodes per update (``config.episodes_per_update``): one update per batch of copies."""
+        return self.config.episodes_per_update
 
     def prepare(self, env: gym.Env | VectorEnv) -> None:
         space = space_of(env, vector=True)
@@ -370,7 +353,7 @@ class ReinforceAgent(Agent):
         assert decision is not None  # _valid_choices checked it
         kind = self._kind_index[decision.kind]
         token = self.controller.start_token if not actions else self.controller.token(kinds[-1], actions[-1])
-        with torch.no_grad(), single_thread():
+        with torch.no_grad(), torch_threads(CONTROLLER_THREADS):
             logits, state = self.controller.step(token, kind, state)
         values = logits.numpy().astype(np.float64)
         values[~np.asarray(mask)] = -np.inf
@@ -400,7 +383,7 @@ class ReinforceAgent(Agent):
         )
         decay = self.config.baseline_decay
         self.baseline = decay * baseline + (1 - decay) * episode_return
-        if len(self.batch) >= self.config.batch_size:
+        if len(self.batch) >= self.config.episodes_per_update:
             self.update()
 
     def update(self) -> dict[str, float]:
@@ -426,7 +409,7 @@ class ReinforceAgent(Agent):
             tokens[b, 1:length] = kinds[b, : length - 1] * n + actions[b, : length - 1]
         advantages = torch.tensor([e["advantage"] for e in self.batch], dtype=torch.float32)
 
-        with single_thread():
+        with torch_threads(CONTROLLER_THREADS):
             log_p, entropy = self.controller.log_probs(tokens, kinds, actions, masks, valid)
             loss = -(advantages * log_p).mean() - self.config.entropy_weight * entropy.mean()
             self.optimizer.zero_grad()

@@ -40,6 +40,7 @@ the number of finished episodes).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 from collections.abc import Mapping
@@ -53,7 +54,10 @@ from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
-from agents.base import Agent, SearchCallback, SearchRecorder, SearchResult, space_of
+from agents.base import Agent
+from agents.loop import SearchRecorder, require_single_env
+from agents.tools import space_of
+from nas_gym.core.devices import torch_threads
 from nas_gym.spaces import SearchSpace
 
 HORIZON_EPISODES = 500
@@ -73,16 +77,13 @@ class _SingleThreadUpdates(BaseCallback):
 
     def __init__(self) -> None:
         super().__init__()
-        self._threads: int | None = None
+        self._scope = contextlib.ExitStack()
 
     def _on_rollout_end(self) -> None:
-        self._threads = torch.get_num_threads()
-        torch.set_num_threads(1)
+        self._scope.enter_context(torch_threads(1))
 
     def _restore(self) -> None:
-        if self._threads is not None:
-            torch.set_num_threads(self._threads)
-            self._threads = None
+        self._scope.close()
 
     def _on_rollout_start(self) -> None:
         self._restore()
@@ -184,23 +185,18 @@ class SB3Agent(Agent):
         return self.algorithm(self.policy, env, seed=self.seed, **kwargs)
 
     # ------------------------------------------------------------------ search
-    def search(
-        self,
-        env: gym.Env,
-        episodes: int | None = None,
-        *,
-        budget_seconds: float | None = None,
-        callback: SearchCallback | None = None,
-    ) -> SearchResult:
-        """Train the algorithm on ``env`` until ``episodes`` finished episodes and/or
-        ``budget_seconds``; see :meth:`Agent.search` for the arguments.
+    drives_env: ClassVar[bool] = True
 
-        The algorithm's ``learn`` runs with ``total_timesteps = episodes x L`` (``L`` the
-        longest episode, enough steps for ``episodes`` episodes; its progress-based schedules
-        are laid out over it) and is stopped by the callback at the last episode.
+    def drive(self, env: gym.Env, recorder: SearchRecorder) -> None:
+        """Train the algorithm on ``env`` until the recorder is done (the search of
+        :meth:`Agent.search`).
+
+        The algorithm's ``learn`` runs with ``total_timesteps = episodes x L`` (``L`` the longest
+        episode, enough steps for ``episodes`` episodes; its progress-based schedules are laid out
+        over it) and is stopped by the recorder's callback at the last episode.
         """
-        self.require_single_env(env)
-        recorder = SearchRecorder(self, episodes, budget_seconds, callback)
+        require_single_env(self, env)
+        episodes = recorder.episodes
         space = space_of(env)
         returns = _EpisodeReturn(env)
         if self.model is None:
@@ -213,8 +209,9 @@ class SB3Agent(Agent):
             self.model.set_env(returns)
         callbacks = CallbackList([_RecordEpisodes(recorder, returns), _SingleThreadUpdates()])
         chunk = (episodes if episodes is not None else HORIZON_EPISODES) * space.max_decisions
-        threads = torch.get_num_threads()
-        try:
+        # learn() may end with an exception inside an update, where the threads are reduced: the
+        # outer scope restores the caller's count in every case.
+        with torch_threads(torch.get_num_threads()):
             while not recorder.done:
                 before = self.model.num_timesteps
                 self.model.learn(total_timesteps=chunk, callback=callbacks, reset_num_timesteps=False)
@@ -222,10 +219,6 @@ class SB3Agent(Agent):
                     raise RuntimeError(
                         f"expected {type(self.model).__name__}.learn to step the env, got no step"
                     )
-        finally:
-            # learn() may end with an exception inside an update, where the threads are reduced.
-            torch.set_num_threads(threads)
-        return recorder.result()
 
     def act(self, obs: Any, info: dict[str, Any]) -> int:
         """The policy's (stochastic) action, for running a trained agent in an

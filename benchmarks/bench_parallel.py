@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from nas_gym.evaluation.executors import Executor, ProcessExecutor, RayExecutor, SerialExecutor
+from nas_gym.parallel.executors import Executor, ProcessExecutor, RayExecutor, SerialExecutor
 
 
 def busy_loop(iterations: int) -> int:

@@ -4,7 +4,7 @@ Both pipelines train the same ``"seed"``-space architectures with the same recip
 Nesterov momentum, the same warm-up/decay schedule, label smoothing, batch size, number of images
 and epochs) and evaluate on the same held-out images; only the machinery differs:
 
-- **ours**: :class:`nas_gym.evaluation.trainer.CifarTrainer` (uint8 data resident on the device,
+- **ours**: :class:`nas_gym.backends.cifar.trainer.CifarTrainer` (uint8 data resident on the device,
   batched crop/flip on the device, no DataLoader, no host sync in the loop, the device's fast
   settings).
 - **baseline**: the textbook pipeline: a ``Dataset`` of host images with per-sample torchvision
@@ -72,7 +72,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _budget(args: argparse.Namespace):
-    from nas_gym.evaluation.trainer import Budget
+    from nas_gym.backends.cifar.trainer import Budget
 
     return Budget(
         epochs=args.epochs, train_size=args.images, val_size=args.val_size, batch_size=args.batch_size
@@ -87,8 +87,8 @@ def _init_worker(kind: str, args: argparse.Namespace) -> None:
     """Per-process set-up: load the data (not timed) and build the pipeline's runner."""
     import torch
 
-    from nas_gym.data import load_cifar10
-    from nas_gym.evaluation.trainer import CifarTrainer, resolve_device
+    from nas_gym.backends.cifar.data import load_cifar10
+    from nas_gym.backends.cifar.trainer import CifarTrainer, resolve_device
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -114,7 +114,7 @@ def _init_worker(kind: str, args: argparse.Namespace) -> None:
 def _run(arch: str, seed: int) -> dict[str, Any]:
     import torch
 
-    from nas_gym.evaluation.trainer import CifarTrainer
+    from nas_gym.backends.cifar.trainer import CifarTrainer
 
     if _state["kind"] == "ours":
         budget, device, data_dir = _state["budget"], _state["device"], _state["args"].data_dir
@@ -153,8 +153,8 @@ def _baseline(arch: str, seed: int, warmup: bool = False) -> dict[str, Any]:
     from torch.utils.data import DataLoader, Dataset
     from torchvision import transforms
 
-    from nas_gym.data import train_val_split
-    from nas_gym.evaluation.trainer import CIFAR10_MEAN, CIFAR10_STD, SPLIT_SEED, VAL_HOLDOUT
+    from nas_gym.backends.cifar.data import train_val_split
+    from nas_gym.backends.cifar.trainer import CIFAR10_MEAN, CIFAR10_STD, SPLIT_SEED, VAL_HOLDOUT
     from nas_gym.spaces import SeedSpace
 
     budget, device, workers = _state["budget"], _state["device"], _state["args"].workers
@@ -245,7 +245,7 @@ def _baseline(arch: str, seed: int, warmup: bool = False) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from nas_gym.evaluation.trainer import SpeedOptions, resolve_device
+    from nas_gym.backends.cifar.trainer import SpeedOptions, resolve_device
     from nas_gym.spaces import SeedSpace
 
     args = _parse_args(argv)

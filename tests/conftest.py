@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pytest
 
-from nas_gym.config import resolve_data_dir
-from nas_gym.evaluation.executors import SerialExecutor
+from nas_gym.core.config import resolve_data_dir
+from tests.helpers.fakes import hash_accuracy
 
 
 def _has(path: Path) -> bool:
@@ -32,26 +31,22 @@ def cifar_dir(data_dir: Path) -> Path:
     return data_dir
 
 
-def hash_accuracy(arch: str) -> dict[str, float]:
-    """An instant, deterministic, picklable evaluator: a pseudo-accuracy from the string's hash."""
-    digest = hashlib.sha256(arch.encode()).digest()
-    return {"accuracy": int.from_bytes(digest[:4], "little") / 2**32}
-
-
-hash_accuracy.fingerprint = "hash-accuracy/v1"  # type: ignore[attr-defined]  # its store key
-
-
 @pytest.fixture
 def instant_evaluator():
     return hash_accuracy
 
 
-class RecordingExecutor(SerialExecutor):
-    """A serial executor that remembers each batch of architectures it was given."""
+@pytest.fixture(scope="session")
+def ray_executor():
+    """One local Ray instance with 2 CPUs for the whole session (it takes seconds to start),
+    shut down at the end; skipped without Ray or when Ray was started outside the tests."""
+    ray = pytest.importorskip("ray")
+    if ray.is_initialized():
+        pytest.skip("Ray is already initialised in this process: the tests need to start their own")
+    from nas_gym.parallel.ray import RayExecutor
 
-    def __init__(self) -> None:
-        self.batches: list[list[str]] = []
-
-    def map(self, evaluator, archs):
-        self.batches.append(list(archs))
-        return super().map(evaluator, archs)
+    executor = RayExecutor(workers=2)
+    yield executor
+    executor.close()
+    if ray.is_initialized():
+        raise RuntimeError("expected the Ray instance of the tests to shut down on close, got it running")

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from nas_gym.envs.nas_env import NASEnv
-from nas_gym.evaluation.executors import Executor
+from nas_gym.evaluation.objectives import Objective
 from nas_gym.evaluation.runner import Evaluator
 from nas_gym.evaluation.store import EvaluationStore
-from nas_gym.objectives import Objective
+from nas_gym.parallel.executors import Executor
+from nas_gym.parallel.spec import make_executor
 from nas_gym.spaces import SearchSpace, make_space
 
 
@@ -20,25 +21,33 @@ class NASCifarEnv(NASEnv):
 
     Actions, observations, rewards, episode end and info are those of
     :class:`~nas_gym.envs.NASEnv`. Training is done by
-    :class:`~nas_gym.evaluation.trainer.CifarTrainer` on a fixed, seeded validation split of the
-    50,000 training images; the test batch never feeds the reward.
+    :class:`~nas_gym.backends.cifar.trainer.CifarTrainer` on a fixed, seeded validation split of
+    the 50,000 training images; the test batch never feeds the reward. The last step's info also
+    has ``budget`` (the budget that ran, e.g. ``"cpu-proxy"`` under ``"auto"``) and
+    ``trained_params`` (of the network that was trained, smaller than ``params`` under a reduced
+    budget).
 
     ## Arguments
 
     - ``space``: preset name (default ``"seed"``) or a ``SearchSpace``.
-    - ``budget``: ``"smoke"`` (seconds on a CPU), ``"proxy"`` (default: a ranking signal in
-      seconds on a GPU), ``"full"`` (tens of epochs on all 45,000 training images), or a dict with
-      any of ``epochs``, ``train_size``, ``val_size``, ``batch_size`` (see
-      :data:`nas_gym.evaluation.trainer.BUDGETS`).
+    - ``budget``: ``"auto"`` (default: ``"proxy"`` on CUDA, ``"cpu-proxy"`` on the CPU),
+      ``"smoke"`` (seconds on a CPU, for tests and demos), ``"cpu-proxy"`` (a reduced network on
+      16x16 images: a ranking signal in well under a minute on a CPU), ``"proxy"`` (a ranking
+      signal in seconds on a GPU), ``"full"`` (tens of epochs on all 45,000 training images), or a
+      dict of changes to one of them, e.g. ``{"base": "smoke", "epochs": 2}`` (see
+      :func:`~nas_gym.backends.cifar.budget.resolve_budget`). ``docs/fidelity.md`` gives the
+      measured seconds and rank correlations of each.
     - ``device``: ``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
+    - ``threads``: CPU threads per evaluation, pinned (default: the cores of the process, divided
+      among the evaluations that the executor runs at once). Another count can change the last
+      digits of an accuracy; the store keys results by it.
     - ``data_dir``: the data folder (default ``$NAS_GYM_DATA``, else ``~/.cache/nas_gym``); CIFAR-10
-      is read from ``<data_dir>/cifar10/cifar-10-batches-py``.
-    - ``download``: fetch CIFAR-10 with torchvision when it is missing (default ``False``).
-    - ``eval_seed``: the training seed (weights, data order, augmentation). On the CPU the same
-      architecture, budget and seed give the same accuracy: training runs on one intra-op thread
-      (``CifarTrainer``'s ``CPU_THREADS``) whatever the executor or worker layout.
+      is read from ``<data_dir>/cifar10/cifar-10-batches-py`` (``nas-gym download cifar10``).
+    - ``download``: fetch CIFAR-10 when it is missing (default ``False``).
+    - ``eval_seed``: the training seed (weights, data order, augmentation).
     - ``evaluator``: replaces the trainer (any callable ``arch -> metrics``); tests use it.
-    - ``reward``, ``store``, ``render_mode``, ``failure_reward``, ``executor``: as in ``NASEnv``.
+    - ``reward``, ``objectives``, ``store``, ``render_mode``, ``failure_reward``, ``executor``: as
+      in ``NASEnv``.
 
     ## Version History
 
@@ -64,20 +73,40 @@ class NASCifarEnv(NASEnv):
         data_dir: str | os.PathLike[str] | None = None,
         store: EvaluationStore | str | os.PathLike[str] | None = None,
         render_mode: str | None = None,
-        budget: str | Mapping[str, Any] = "proxy",
+        budget: str | Mapping[str, Any] = "auto",
         device: str = "auto",
         download: bool = False,
         eval_seed: int = 0,
         failure_reward: float = 0.0,
         executor: Executor | str | None = None,
+        threads: int | None = None,
+        objectives: Sequence[str] | None = None,
     ):
         space = make_space(space)
+        if isinstance(executor, str):
+            executor = make_executor(executor)
+            owned = True
+        else:
+            owned = False
         if evaluator is None:
-            from nas_gym.evaluation.trainer import CifarTrainer
+            from nas_gym.backends.cifar.trainer import CifarTrainer
 
-            evaluator = CifarTrainer(
-                space, budget=budget, device=device, data_dir=data_dir, download=download, seed=eval_seed
-            )
+            if threads is None and executor is not None:
+                threads = executor.threads_per_task
+            try:
+                evaluator = CifarTrainer(
+                    space,
+                    budget=budget,
+                    device=device,
+                    data_dir=data_dir,
+                    download=download,
+                    seed=eval_seed,
+                    threads=threads,
+                )
+            except BaseException:
+                if owned and executor is not None:
+                    executor.close()
+                raise
         super().__init__(
             space,
             evaluator,
@@ -86,4 +115,6 @@ class NASCifarEnv(NASEnv):
             render_mode=render_mode,
             failure_reward=failure_reward,
             executor=executor,
+            objectives=objectives,
         )
+        self._owns_executor = owned

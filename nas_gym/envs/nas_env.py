@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, SupportsFloat
+from typing import Any, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from nas_gym.core.errors import did_you_mean
+from nas_gym.envs import render
+from nas_gym.evaluation.objectives import Objective, VectorObjective, make_objective, make_vector_objective
 from nas_gym.evaluation.runner import EvaluationRunner, Evaluator
 from nas_gym.evaluation.store import EvaluationStore
-from nas_gym.objectives import Objective, make_objective
+from nas_gym.parallel.executors import Executor
+from nas_gym.parallel.spec import make_executor
 from nas_gym.spaces import SearchSpace, make_space
 
-if TYPE_CHECKING:
-    from nas_gym.evaluation.executors import Executor
+Fidelity = str | Mapping[str, Any]
+"""A fidelity of ``reset(options={"fidelity": F})``: a budget name or dict (``NASCifar-v0``),
+``"12ep"`` or ``"200ep"`` (``NASBench201-v0``)."""
 
 
 TEST_PREFIX = "test_"
@@ -76,9 +83,23 @@ class NASEnv(gym.Env[np.ndarray, np.int64]):
     ## Rewards
 
     0 on every step but the last. The last step returns the objective (``reward=``) of the
-    architecture's metrics: by default the validation accuracy as a fraction in [0, 1]. The
-    objective is given the metrics without the test split's (keys ``test_*``). An
-    evaluation that failed (status other than ``"ok"``) returns ``failure_reward`` (default 0).
+    architecture's metrics: by default the validation accuracy as a fraction in [0, 1] (for a
+    zero-cost budget, its score). The objective is given the metrics without the test split's
+    (keys ``test_*``). An evaluation that failed (status other than ``"ok"``) returns
+    ``failure_reward`` (default 0).
+
+    With ``objectives=("accuracy", "params", ...)`` the reward is a ``np.ndarray``, one component
+    per objective, each to be maximised (MO-Gymnasium's convention: costs negated, in millions; see
+    :data:`~nas_gym.evaluation.objectives.VECTOR_COMPONENTS`), 0 on every step but the last;
+    ``env.reward_space`` is the ``Box`` of the components.
+
+    ## Fidelity
+
+    ``reset(options={"fidelity": F})`` evaluates that episode's architecture at fidelity ``F``
+    (a budget of ``NASCifar-v0``, ``"12ep"`` or ``"200ep"`` on ``NASBench201-v0``, each charged
+    its cost in ``train_seconds``); a ``reset`` without it returns to the env's default.
+    :attr:`fidelities` lists the named ones, cheapest first; the last step's ``info["fidelity"]``
+    names the one that ran. A fidelity that the backend does not have is refused at ``reset``.
 
     ## Episode End
 
@@ -96,18 +117,21 @@ class NASEnv(gym.Env[np.ndarray, np.int64]):
 
     - ``space``: preset name or :class:`~nas_gym.spaces.SearchSpace`.
     - ``evaluator``: callable ``arch_string -> {"accuracy": ..., ...}`` (the reward backend).
-    - ``reward``: ``"accuracy"``, another name of :data:`nas_gym.objectives.OBJECTIVES`, or a
+    - ``reward``: ``"accuracy"``, another name of :data:`nas_gym.evaluation.objectives.OBJECTIVES`, or a
       callable ``metrics -> float``.
     - ``store``: path or :class:`~nas_gym.evaluation.store.EvaluationStore` of finished
       evaluations shared between processes; ``None`` keeps an in-process cache only.
-    - ``render_mode``: ``None`` or ``"ansi"`` (``render()`` returns the architecture as text,
-      one decision a line).
+    - ``render_mode``: ``None``, ``"ansi"`` (``render()`` returns the architecture as text, one
+      decision a line), ``"human"`` (the same text printed to standard output on every step) or
+      ``"rgb_array"`` (an RGB image of it, which ``RecordVideo`` records).
     - ``failure_reward``: the reward of an evaluation with status ``diverged``, ``oom`` or
       ``failed``.
     - ``executor``: where evaluations run: ``None`` (default: in this process), ``"processes"``,
-      ``"ray"`` or an :class:`~nas_gym.evaluation.executors.Executor` (a Ray cluster's GPU, say).
+      ``"ray"`` or an :class:`~nas_gym.parallel.executors.Executor` (a Ray cluster's GPU, say).
       One env evaluates one architecture at a time; for several at once use
-      :class:`~nas_gym.vector.NASVectorEnv`. An executor given by name is closed with the env.
+      :class:`~nas_gym.envs.vector.NASVectorEnv`. An executor given by name is closed with the env.
+    - ``objectives``: ``None`` (a scalar reward) or names of
+      :data:`~nas_gym.evaluation.objectives.VECTOR_COMPONENTS` (a vector reward, see Rewards).
 
     ## Version History
 
@@ -124,7 +148,7 @@ class NASEnv(gym.Env[np.ndarray, np.int64]):
         ('|none~0|+|none~0|none~1|+|none~0|none~1|none~2|', 0.5)
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    metadata = {"render_modes": ["ansi", "human", "rgb_array"], "render_fps": 4}
 
     def __init__(
         self,
@@ -135,20 +159,33 @@ class NASEnv(gym.Env[np.ndarray, np.int64]):
         render_mode: str | None = None,
         failure_reward: float = 0.0,
         executor: Executor | str | None = None,
+        objectives: Sequence[str] | None = None,
     ):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
                 f"expected render_mode in {[None, *self.metadata['render_modes']]}, got {render_mode!r}"
+                f"{did_you_mean(str(render_mode), self.metadata['render_modes'])}"
             )
         self.space: SearchSpace = make_space(space)
         self.objective: Objective = make_objective(reward)
+        self.vector_objective: VectorObjective | None = None
+        if objectives is not None:
+            if reward != "accuracy":
+                raise ValueError(
+                    f"expected either reward= or objectives=, got both (reward={reward!r}, "
+                    f"objectives={objectives!r}): a vector reward has one component per objective"
+                )
+            self.vector_objective = make_vector_objective(objectives)
+            self.reward_space = spaces.Box(
+                self.vector_objective.low, self.vector_objective.high, dtype=np.float32
+            )
         self.runner = EvaluationRunner(evaluator, self.space.name, store)
+        self._runners: dict[str, EvaluationRunner] = {}
+        """Runners of the fidelities asked for so far (the default is :attr:`runner`)."""
         self.render_mode = render_mode
         self.failure_reward = float(failure_reward)
         self._owns_executor = isinstance(executor, str)
         if isinstance(executor, str):
-            from nas_gym.evaluation.executors import make_executor
-
             executor = make_executor(executor)
         self.executor: Executor | None = executor
         self.action_space = spaces.Discrete(self.space.num_actions)
@@ -157,12 +194,17 @@ class NASEnv(gym.Env[np.ndarray, np.int64]):
         self._done = True
         self._awaiting: str | None = None  # a complete architecture, between the halves of step
         self._last_info: dict[str, Any] = {}
+        self._fidelity: Fidelity | None = None
+        self._episode_runner = self.runner
 
     # ------------------------------------------------------------------ gymnasium API
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
+        fidelity = None if options is None else options.get("fidelity")
+        self._episode_runner = self.runner if fidelity is None else self.runner_for(fidelity)
+        self._fidelity = fidelity
         self._prefix = []
         self._done = False
         self._awaiting = None
@@ -171,7 +213,9 @@ class NASEnv(gym.Env[np.ndarray, np.int64]):
 
     def step(self, action: Any) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
         arch = self.apply_decision(action)
-        return self.finish_step(None if arch is None else self._evaluate_canonical(arch))
+        return self.finish_step(
+            None if arch is None else self._evaluate_canonical(arch, self._episode_runner)
+        )
 
     # ------------------------------------------------------------------ the two halves of step
     def apply_decision(self, action: Any) -> str | None:
@@ -180,7 +224,7 @@ class NASEnv(gym.Env[np.ndarray, np.int64]):
         Returns the canonical string of the architecture when this decision completes it (it
         then awaits its evaluation), else ``None``. Pass the result to :meth:`finish_step`:
         ``None``, or the architecture's evaluation (:meth:`evaluate` or :meth:`evaluate_many`).
-        :class:`~nas_gym.vector.NASVectorEnv` uses the two halves to evaluate the architectures
+        :class:`~nas_gym.envs.vector.NASVectorEnv` uses the two halves to evaluate the architectures
         of several copies together.
         """
         a = as_action(action, self.space.num_actions)
@@ -211,35 +255,35 @@ class NASEnv(gym.Env[np.ndarray, np.int64]):
                 )
             if self._done:
                 raise RuntimeError("expected reset() before step(): the episode has ended")
-            return self._observation(), 0.0, False, False, dict(self._last_info)
+            self._render_human()
+            return self._observation(), self._zero_reward(), False, False, dict(self._last_info)
         if evaluation is None or evaluation.get("arch") != self._awaiting:
             got = None if evaluation is None else evaluation.get("arch")
             raise ValueError(f"expected the evaluation of {self._awaiting!r}, got one of {got!r}")
         info = self._step_info()
         info.update(evaluation)
+        info["fidelity"] = self.fidelity_name(self._fidelity)
         self._awaiting = None
         self._done = True
         self._last_info = info
+        self._render_human()
         return self._observation(), self.reward_of(evaluation), True, False, dict(info)
 
-    def render(self) -> str | None:
-        if self.render_mode != "ansi":
+    def render(self) -> str | np.ndarray | None:
+        """The architecture so far: text for ``"ansi"``, an RGB image for ``"rgb_array"``;
+        ``None`` without a render mode and for ``"human"`` (which prints on every step)."""
+        if self.render_mode not in ("ansi", "rgb_array"):
             return None
-        lines = []
-        prefix = self._prefix
-        for i in range(len(prefix) + 1):
-            decision = self.space.next_decision(prefix[:i])
-            if decision is None:
-                break
-            label = decision.choices[prefix[i]] if i < len(prefix) else "?"
-            lines.append(f"{decision.name:>20}: {label}")
-        if self._done and "arch" in self._last_info:
-            info = self._last_info
-            lines.append(
-                f"{'result':>20}: accuracy {info['accuracy']:.4f}, status {info['status']}"
-                + (" (cached)" if info.get("cached") else "")
-            )
-        return "\n".join(lines) + "\n"
+        result = self._last_info if self._done and "arch" in self._last_info else None
+        if self.render_mode == "ansi":
+            return render.ansi(self.space, self._prefix, result)
+        return render.rgb_array(self.space, self._prefix, result)
+
+    def _render_human(self) -> None:
+        if self.render_mode == "human":
+            result = self._last_info if self._done and "arch" in self._last_info else None
+            sys.stdout.write(render.ansi(self.space, self._prefix, result))
+            sys.stdout.flush()
 
     # ------------------------------------------------------------------ masks and evaluation
     def action_masks(self) -> np.ndarray:
@@ -249,38 +293,88 @@ class NASEnv(gym.Env[np.ndarray, np.int64]):
     def evaluate(self, arch: Any) -> dict[str, Any]:
         """Metrics of a complete architecture (choice tuple or string), through the same cache,
         store and evaluator as an episode: ``arch``, ``cached`` and the evaluator's metrics."""
-        return self._evaluate_canonical(self.space.format(self.space.validate(arch)))
+        return self._evaluate_canonical(self.space.format(self.space.validate(arch)), self.runner)
 
-    def _evaluate_canonical(self, text: str) -> dict[str, Any]:
+    def _evaluate_canonical(self, text: str, runner: EvaluationRunner) -> dict[str, Any]:
         # ``text`` is already canonical (it came from space.format): the step path skips the
         # second parse that evaluate() needs for user input.
         if self.executor is None:
-            metrics, cached = self.runner.evaluate(text)
+            metrics, cached = runner.evaluate(text)
         else:
-            ((metrics, cached),) = self.runner.evaluate_many([text], self.executor)
+            ((metrics, cached),) = runner.evaluate_many([text], self.executor)
         return {**metrics, "arch": text, "cached": cached}
 
-    def evaluate_many(self, archs: Sequence[Any], executor: Executor | None = None) -> list[dict[str, Any]]:
+    def evaluate_many(
+        self,
+        archs: Sequence[Any],
+        executor: Executor | None = None,
+        runner: EvaluationRunner | None = None,
+    ) -> list[dict[str, Any]]:
         """:meth:`evaluate` of each of ``archs``, in their order; the evaluations that the cache
-        and store do not hold run together on ``executor``
-        (:meth:`~nas_gym.evaluation.runner.EvaluationRunner.evaluate_many`)."""
+        and store do not hold run together on ``executor`` (default: the env's own, else one
+        after another here; :meth:`~nas_gym.evaluation.runner.EvaluationRunner.evaluate_many`).
+        ``runner``: the fidelity's runner (default :attr:`runner`)."""
         texts = [self.space.format(self.space.validate(arch)) for arch in archs]
+        results = (runner or self.runner).evaluate_many(texts, executor or self.executor)
         return [
-            {**metrics, "arch": text, "cached": cached}
-            for text, (metrics, cached) in zip(texts, self.runner.evaluate_many(texts, executor))
+            {**metrics, "arch": text, "cached": cached} for text, (metrics, cached) in zip(texts, results)
         ]
 
-    def reward_of(self, metrics: Mapping[str, Any]) -> float:
+    # ------------------------------------------------------------------ fidelities
+    @property
+    def fidelities(self) -> tuple[str, ...]:
+        """The named fidelities of the backend, cheapest first (``()`` when it has none)."""
+        return tuple(getattr(self.runner.evaluator, "fidelities", ()))
+
+    @property
+    def episode_runner(self) -> EvaluationRunner:
+        """The runner of the current episode's fidelity."""
+        return self._episode_runner
+
+    def fidelity_name(self, fidelity: Fidelity | None) -> Any:
+        """What ``info["fidelity"]`` says of ``fidelity`` (``None``: the env's default)."""
+        if fidelity is None:
+            return getattr(self.runner.evaluator, "fidelity", None)
+        return dict(fidelity) if isinstance(fidelity, Mapping) else fidelity
+
+    def runner_for(self, fidelity: Fidelity) -> EvaluationRunner:
+        """The evaluation path of ``fidelity`` (made on first use; same store and space)."""
+        key = (
+            json.dumps(fidelity, sort_keys=True, default=str)
+            if isinstance(fidelity, Mapping)
+            else str(fidelity)
+        )
+        if key not in self._runners:
+            with_fidelity = getattr(self.runner.evaluator, "with_fidelity", None)
+            if with_fidelity is None:
+                raise ValueError(
+                    f"expected no fidelity: this backend ({type(self.runner.evaluator).__name__}) has "
+                    f"none, got options['fidelity']={fidelity!r}"
+                )
+            runner = EvaluationRunner(with_fidelity(fidelity), self.space.name, self.runner.store)
+            self._runners[key] = runner
+        return self._runners[key]
+
+    def reward_of(self, metrics: Mapping[str, Any]) -> float | np.ndarray:
         """The reward of an evaluation: the objective, or ``failure_reward`` when it failed.
 
         The objective never sees the test split: keys starting with ``test_`` (the tables'
         ``test_accuracy``) are left out of the metrics it is given.
         """
-        if metrics["status"] != "ok":
+        seen = {k: v for k, v in metrics.items() if not k.startswith(TEST_PREFIX)}
+        failed = metrics["status"] != "ok"
+        if self.vector_objective is not None:
+            return self.vector_objective(seen, self.failure_reward if failed else None)
+        if failed:
             return self.failure_reward
-        return float(self.objective({k: v for k, v in metrics.items() if not k.startswith(TEST_PREFIX)}))
+        return float(self.objective(seen))
 
     # ------------------------------------------------------------------ helpers
+    def _zero_reward(self) -> float | np.ndarray:
+        if self.vector_objective is None:
+            return 0.0
+        return np.zeros(len(self.vector_objective.names), dtype=np.float64)
+
     def _observation(self) -> np.ndarray:
         obs = np.zeros(self.space.max_decisions, dtype=np.int64)
         obs[: len(self._prefix)] = np.asarray(self._prefix, dtype=np.int64) + 1

@@ -4,13 +4,15 @@ episode costs microseconds instead of a training run."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
+from nas_gym.backends.tables.macro import MacroEvaluator
+from nas_gym.backends.tables.nb201 import NB201Evaluator
 from nas_gym.envs.nas_env import NASEnv
-from nas_gym.evaluation.executors import Executor
+from nas_gym.evaluation.objectives import Objective
 from nas_gym.evaluation.runner import Evaluator
 from nas_gym.evaluation.store import EvaluationStore
-from nas_gym.evaluation.tables import MacroEvaluator, NB201Evaluator
-from nas_gym.objectives import Objective
+from nas_gym.parallel.executors import Executor
 from nas_gym.spaces import MacroSpace, NB201Space, SearchSpace, make_space
 
 
@@ -31,7 +33,7 @@ class NASBench201Env(NASEnv):
     :class:`~nas_gym.envs.NASEnv`: six steps, one per edge of the cell (1<-0, 2<-0, 2<-1, 3<-0,
     3<-1, 3<-2), each choosing one of five operations (0 ``none``, 1 ``skip_connect``,
     2 ``nor_conv_1x1``, 3 ``nor_conv_3x3``, 4 ``avg_pool_3x3``). The metrics come from
-    :class:`~nas_gym.evaluation.tables.NB201Evaluator`:
+    :class:`~nas_gym.backends.tables.nb201.NB201Evaluator`:
 
     - reward (with ``reward="accuracy"``): the validation accuracy as a fraction; by default
       ``c10valid_valid_acc_12ep``, the 12-epoch proxy that the benchmark's own search baselines use;
@@ -87,6 +89,7 @@ class NASBench201Env(NASEnv):
         metric: str = "12ep",
         failure_reward: float = 0.0,
         executor: Executor | str | None = None,
+        objectives: Sequence[str] | None = None,
     ):
         space = make_space(space)
         if evaluator is None:
@@ -100,6 +103,7 @@ class NASBench201Env(NASEnv):
             render_mode=render_mode,
             failure_reward=failure_reward,
             executor=executor,
+            objectives=objectives,
         )
 
 
@@ -110,7 +114,7 @@ class NASBenchMacroEnv(NASEnv):
     Actions, observations, rewards, episode end and info are those of
     :class:`~nas_gym.envs.NASEnv`: eight steps, one per searchable layer in network order, each
     choosing 0 identity, 1 MobileNetV2 block k3 e3 or 2 MobileNetV2 block k5 e6. The metrics come
-    from :class:`~nas_gym.evaluation.tables.MacroEvaluator`. The benchmark records three CIFAR-10
+    from :class:`~nas_gym.backends.tables.nb201.MacroEvaluator`. The benchmark records three CIFAR-10
     **test** accuracies per network and no validation accuracy, so:
 
     - reward (with ``reward="accuracy"``): the test accuracy of one of the three runs, picked by a
@@ -162,6 +166,7 @@ class NASBenchMacroEnv(NASEnv):
         eval_seed: int = 0,
         failure_reward: float = 0.0,
         executor: Executor | str | None = None,
+        objectives: Sequence[str] | None = None,
     ):
         space = make_space(space)
         if evaluator is None:
@@ -175,4 +180,5 @@ class NASBenchMacroEnv(NASEnv):
             render_mode=render_mode,
             failure_reward=failure_reward,
             executor=executor,
+            objectives=objectives,
         )

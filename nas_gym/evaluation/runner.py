@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 from nas_gym.evaluation.metrics import failure_metrics, normalize_metrics
 from nas_gym.evaluation.store import EvaluationStore
 
-if TYPE_CHECKING:
-    from nas_gym.evaluation.executors import Executor
+if TYPE_CHECKING:  # the executors live in the layer above and are handed in
+    from nas_gym.parallel.executors import Executor
 
 Evaluator = Callable[[str], dict[str, Any]]
 """Anything that takes the canonical architecture string and returns a metrics dict with at
@@ -142,7 +142,7 @@ class EvaluationRunner:
         """``(metrics, cached)`` for each canonical string of ``archs``, in the order of ``archs``.
 
         Cache and store hits are served directly. The misses, each architecture once, go to
-        ``executor.map`` together (``None``: evaluated here, one after another), then are recorded
+        ``executor.evaluate`` together (``None``: evaluated here, one after another), then are recorded
         like :meth:`evaluate` records them. For finished results this is what a loop of
         :meth:`evaluate` over ``archs`` gives: a repeat of an architecture earlier in the batch
         is ``cached``. A repeat of an architecture whose evaluation in this batch failed
@@ -163,10 +163,10 @@ class EvaluationRunner:
             if executor is None:
                 computed = [self.run_evaluator(self.evaluator, arch) for arch in todo]
             else:
-                computed = executor.map(self.evaluator, todo)
+                computed = executor.evaluate(self.evaluator, todo)
                 if len(computed) != len(todo):
                     raise RuntimeError(
-                        f"expected {len(todo)} results from {type(executor).__name__}.map, "
+                        f"expected {len(todo)} results from {type(executor).__name__}.evaluate, "
                         f"got {len(computed)}"
                     )
             for arch, metrics in zip(todo, computed):

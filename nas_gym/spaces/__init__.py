@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from nas_gym.errors import did_you_mean
+from nas_gym.core.errors import did_you_mean
 from nas_gym.spaces.base import Arch, Decision, FixedSpace, InvalidArchitectureError, SearchSpace
 from nas_gym.spaces.macro import MacroSpace
 from nas_gym.spaces.nb201 import NB201Space

@@ -24,6 +24,11 @@ Arch = tuple[int, ...]
 """An architecture: one choice index per decision, in the order the decisions are taken."""
 
 
+def scaled_channels(channels: int, width: float) -> int:
+    """``channels`` multiplied by ``width``, rounded, at least 1 (the reduction of a budget)."""
+    return max(1, round(channels * width))
+
+
 class InvalidArchitectureError(ValueError):
     """A string or choice tuple that is not an architecture of the space."""
 
@@ -100,8 +105,24 @@ class SearchSpace(ABC):
 
     # ------------------------------------------------------------------ model
     @abstractmethod
-    def build_model(self, arch: Sequence[int] | str, num_classes: int = 10):
-        """A ``torch.nn.Module`` for 32x32 RGB input with ``num_classes`` logits."""
+    def build_model(
+        self,
+        arch: Sequence[int] | str,
+        num_classes: int = 10,
+        *,
+        width: float = 1.0,
+        cells: int | None = None,
+        resolution: int = 32,
+    ):
+        """A ``torch.nn.Module`` for RGB input (32x32 as defined; any size works, the heads pool
+        globally) with ``num_classes`` logits.
+
+        ``width`` multiplies every layer's channels (each keeps at least one) and ``cells`` sets
+        the copies of a repeated cell per stage (spaces without repeated cells ignore it): the
+        reductions of a cheap budget, which keep every decision of the architecture.
+        ``resolution``: the input size the network will see (a reduced budget trains on smaller
+        images), for spaces whose layout depends on it.
+        """
 
     # ------------------------------------------------------------------ derived verbs
     def decisions(self, arch: Sequence[int]) -> list[Decision]:

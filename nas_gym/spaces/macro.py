@@ -38,7 +38,17 @@ class MacroSpace(FixedSpace):
             )
         return tuple(int(c) for c in text)
 
-    def build_model(self, arch: Sequence[int] | str, num_classes: int = 10):
+    def build_model(
+        self,
+        arch: Sequence[int] | str,
+        num_classes: int = 10,
+        *,
+        width: float = 1.0,
+        cells: int | None = None,
+        resolution: int = 32,
+    ):
+        """The benchmark's network; ``width`` scales every layer's channels (``cells``: no
+        repeated cells here, ignored)."""
         from nas_gym.spaces.macro_model import build_macro_network
 
-        return build_macro_network(self.validate(arch), num_classes=num_classes)
+        return build_macro_network(self.validate(arch), num_classes=num_classes, width=width)

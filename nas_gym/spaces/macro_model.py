@@ -23,6 +23,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from nas_gym.core.checks import check_int, check_number
+from nas_gym.spaces.base import scaled_channels
 from nas_gym.spaces.macro import BLOCKS, NUM_LAYERS
 
 STAGES = (2, 3, 3)
@@ -73,19 +75,20 @@ def _layer(code: int, in_channels: int, out_channels: int, stride: int) -> nn.Mo
 class MacroNetwork(nn.Module):
     """The NAS-Bench-Macro network of one architecture (see the module docstring)."""
 
-    def __init__(self, arch: Sequence[int], num_classes: int = 10):
+    def __init__(self, arch: Sequence[int], num_classes: int = 10, width: float = 1.0):
         super().__init__()
         self.arch = _check_arch(arch)
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"expected num_classes as a positive integer, got {num_classes!r}")
+        check_int(num_classes, "num_classes", minimum=1)
+        stem = scaled_channels(STEM_CHANNELS, check_number(width, "width", minimum=0, strict=True))
+        head = scaled_channels(HEAD_CHANNELS, width)
         self.stem = nn.Sequential(
-            nn.Conv2d(3, STEM_CHANNELS, 3, padding=1, bias=False),
-            nn.BatchNorm2d(STEM_CHANNELS),
+            nn.Conv2d(3, stem, 3, padding=1, bias=False),
+            nn.BatchNorm2d(stem),
             nn.ReLU(inplace=True),
         )
         layers: list[nn.Module] = []
         codes = iter(self.arch)
-        channels = STEM_CHANNELS
+        channels = stem
         for depth in STAGES:
             for i in range(depth):
                 out_channels = 2 * channels if i == 0 else channels
@@ -93,13 +96,13 @@ class MacroNetwork(nn.Module):
                 channels = out_channels
         self.features = nn.Sequential(*layers)
         self.head = nn.Sequential(
-            nn.Conv2d(channels, HEAD_CHANNELS, 1, bias=False),
-            nn.BatchNorm2d(HEAD_CHANNELS),
+            nn.Conv2d(channels, head, 1, bias=False),
+            nn.BatchNorm2d(head),
             nn.ReLU(inplace=True),
             nn.AdaptiveAvgPool2d(1),
             nn.Flatten(),
         )
-        self.classifier = nn.Linear(HEAD_CHANNELS, num_classes)
+        self.classifier = nn.Linear(head, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.head(self.features(self.stem(x))))
@@ -116,7 +119,8 @@ def _check_arch(arch: Sequence[int]) -> tuple[int, ...]:
     return values
 
 
-def build_macro_network(arch: Sequence[int], num_classes: int = 10) -> MacroNetwork:
+def build_macro_network(arch: Sequence[int], num_classes: int = 10, width: float = 1.0) -> MacroNetwork:
     """The NAS-Bench-Macro network of ``arch``: one block code per searchable layer, in network
-    order (0 identity, 1 inverted residual k3 e3, 2 inverted residual k5 e6)."""
-    return MacroNetwork(arch, num_classes=num_classes)
+    order (0 identity, 1 inverted residual k3 e3, 2 inverted residual k5 e6). ``width`` multiplies
+    every layer's channels (1: the benchmark's)."""
+    return MacroNetwork(arch, num_classes=num_classes, width=width)

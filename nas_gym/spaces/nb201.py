@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from nas_gym.spaces.base import Arch, Decision, FixedSpace, InvalidArchitectureError
+from nas_gym.spaces.base import Arch, Decision, FixedSpace, InvalidArchitectureError, scaled_channels
 
 OPERATIONS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
@@ -64,7 +64,22 @@ class NB201Space(FixedSpace):
                 arch.append(OPERATIONS.index(op))
         return tuple(arch)
 
-    def build_model(self, arch: Sequence[int] | str, num_classes: int = 10):
-        from nas_gym.spaces.nb201_model import build_nb201_network
+    def build_model(
+        self,
+        arch: Sequence[int] | str,
+        num_classes: int = 10,
+        *,
+        width: float = 1.0,
+        cells: int | None = None,
+        resolution: int = 32,
+    ):
+        """The benchmark's network; ``width`` scales its 16 initial channels, ``cells`` replaces
+        its 5 cells per stage."""
+        from nas_gym.spaces.nb201_model import CELLS_PER_STAGE, INITIAL_CHANNELS, build_nb201_network
 
-        return build_nb201_network(self.validate(arch), num_classes=num_classes)
+        return build_nb201_network(
+            self.validate(arch),
+            num_classes=num_classes,
+            channels=scaled_channels(INITIAL_CHANNELS, width),
+            cells_per_stage=CELLS_PER_STAGE if cells is None else cells,
+        )

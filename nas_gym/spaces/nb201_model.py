@@ -23,7 +23,13 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from nas_gym.core.checks import check_int
 from nas_gym.spaces.nb201 import EDGES, OPERATIONS
+
+INITIAL_CHANNELS = 16
+"""Channels of the stem and the first stage of the benchmark's network."""
+CELLS_PER_STAGE = 5
+"""Copies of the cell in each of the three stages of the benchmark's network."""
 
 
 class ReLUConvBN(nn.Sequential):
@@ -110,8 +116,8 @@ class NB201Network(nn.Module):
         self,
         arch: Sequence[int],
         num_classes: int = 10,
-        channels: int = 16,
-        cells_per_stage: int = 5,
+        channels: int = INITIAL_CHANNELS,
+        cells_per_stage: int = CELLS_PER_STAGE,
     ):
         super().__init__()
         self.arch = _check_arch(arch)
@@ -120,8 +126,7 @@ class NB201Network(nn.Module):
             ("channels", channels),
             ("cells_per_stage", cells_per_stage),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"expected {name} as a positive integer, got {value!r}")
+            check_int(value, name, minimum=1)
         self.stem = nn.Sequential(
             nn.Conv2d(3, channels, kernel_size=3, padding=1, bias=False),
             nn.BatchNorm2d(channels),
@@ -164,8 +169,8 @@ def _check_arch(arch: Sequence[int]) -> tuple[int, ...]:
 def build_nb201_network(
     arch: Sequence[int],
     num_classes: int = 10,
-    channels: int = 16,
-    cells_per_stage: int = 5,
+    channels: int = INITIAL_CHANNELS,
+    cells_per_stage: int = CELLS_PER_STAGE,
 ) -> NB201Network:
     """The NAS-Bench-201 network of ``arch`` (operation codes of the edges 1<-0, 2<-0, 2<-1,
     3<-0, 3<-1, 3<-2; 0 ``none``, 1 ``skip_connect``, 2 ``nor_conv_1x1``, 3 ``nor_conv_3x3``,

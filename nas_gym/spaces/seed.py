@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from nas_gym.spaces.base import Arch, Decision, InvalidArchitectureError, SearchSpace
+from nas_gym.spaces.base import Arch, Decision, InvalidArchitectureError, SearchSpace, scaled_channels
 
 KERNELS = (3, 5)
 ACTIVATIONS = ("relu", "sigmoid")
@@ -147,15 +147,25 @@ class SeedSpace(SearchSpace):
         """Output channels of conv layer ``layer`` (0-based)."""
         return min(self.base_channels * 2**layer, self.max_channels)
 
-    def build_model(self, arch: Sequence[int] | str, num_classes: int = 10):
+    def build_model(
+        self,
+        arch: Sequence[int] | str,
+        num_classes: int = 10,
+        *,
+        width: float = 1.0,
+        cells: int | None = None,
+        resolution: int = 32,
+    ):
+        """The chain of conv layers of ``arch`` (``cells``: no repeated cells here, ignored). Pooling
+        stops once the map of a ``resolution``-pixel input is 1x1."""
         import torch.nn as nn
 
         values = self.validate(arch)
         layers: list[nn.Module] = []
-        in_channels, resolution = 3, 32
+        in_channels = 3
         for i in range(self.depth_of(values)):
             k, a, p = values[1 + 3 * i : 4 + 3 * i]
-            out_channels = self.channels(i)
+            out_channels = scaled_channels(self.channels(i), width)
             kernel = KERNELS[k]
             layers += [
                 nn.Conv2d(in_channels, out_channels, kernel, padding=kernel // 2, bias=False),

@@ -42,7 +42,8 @@ def main() -> None:
     out, log, agent, episodes = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     resume = "--resume" in sys.argv
     gym.register("CountingNAS-v0", entry_point=make_counting_env, kwargs={"log": log})
-    from nas_gym.runs import SearchConfig, run_search
+    from nas_gym.experiments.config import SearchConfig
+    from nas_gym.experiments.runs import run_search
 
     config = SearchConfig(env="CountingNAS-v0", agent=agent, episodes=episodes, seed=0)
     run_search(config, out, resume=resume)

@@ -1,0 +1,1 @@
+"""Tabulated benchmarks: one reader for every table, one module per benchmark."""

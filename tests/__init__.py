@@ -1,0 +1,1 @@
+"""The nas-gym test suite."""

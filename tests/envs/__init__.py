@@ -1,0 +1,1 @@
+"""Tests of nas_gym.envs."""
