@@ -42,7 +42,8 @@ def _numpy_bool() -> type:
 
 def _bounds(minimum: float | None, maximum: float | None, strict: bool = False) -> str:
     if minimum is not None and maximum is not None:
-        return f" in {minimum}..{maximum}"
+        # A strict lower bound reads as a half-open range: "in (0.0, 4.0]".
+        return f" in ({minimum}, {maximum}]" if strict else f" in {minimum}..{maximum}"
     if minimum is not None:
         return f" {'>' if strict else '>='} {minimum}"
     if maximum is not None:
@@ -126,7 +127,7 @@ def check_number(
     if maximum is None and minimum == 0:
         kind = "a positive number" if strict else "a non-negative number"
     else:
-        kind = "a number" + (_bounds(minimum, None, strict) if maximum is None else _bounds(minimum, maximum))
+        kind = "a number" + _bounds(minimum, maximum, strict)
     expected = f"expected {name} as {kind}{' or None' if none_ok else ''}"
     if not isinstance(value, numbers.Real) or isinstance(value, (bool, _numpy_bool())):
         raise ArgumentTypeError(f"{expected}, got {value!r}")

@@ -183,7 +183,7 @@ def test_budget_name_resolves_auto_only(budget, device_type: str, name: str | No
             ValueError,
             r"expected budget 'label_smoothing' as a number in 0.0..0.99, got 1.0",
         ),
-        ({"width": "0.5"}, TypeError, r"expected budget 'width' as a number in 0.0..4.0, got '0.5'"),
+        ({"width": "0.5"}, TypeError, r"expected budget 'width' as a number in \(0.0, 4.0\], got '0.5'"),
         ({"epochs": 1.5}, TypeError, r"expected budget 'epochs' as a positive int, got 1.5"),
         ({"epochs": True}, TypeError, r"expected budget 'epochs' as a positive int, got True"),
         ({"augment": "yes"}, TypeError, r"expected budget 'augment' as a bool, got 'yes'"),

@@ -65,3 +65,9 @@ def test_no_copy_of_the_check_is_left_in_the_code() -> None:
         if pattern.search(path.read_text())
     ]
     assert offenders == []
+
+
+def test_a_strict_bound_with_a_maximum_reads_as_a_half_open_range() -> None:
+    with pytest.raises(ValueError, match=r"expected width as a number in \(0.0, 4.0\], got 0.0"):
+        check_number(0.0, "width", minimum=0.0, strict=True, maximum=4.0)
+    assert check_number(4.0, "width", minimum=0.0, strict=True, maximum=4.0) == 4.0

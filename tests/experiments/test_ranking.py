@@ -44,7 +44,7 @@ def test_bad_input_is_refused() -> None:
         rank_agreement([1, 2, 3], [1, 2, 3, 4])
     with pytest.raises(ValueError, match="expected finite scores"):
         rank_agreement([1, 2, float("nan")], [1, 2, 3])
-    with pytest.raises(ValueError, match=r"expected confidence as a number in 0.0..1.0, got 1.5"):
+    with pytest.raises(ValueError, match=r"expected confidence as a number in \(0.0, 1.0\], got 1.5"):
         rank_agreement([1, 2, 3], [1, 2, 3], confidence=1.5)
 
 
