@@ -241,14 +241,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     _check_env_kwargs(args.env, env_kwargs)
     bars: list[Any] = []
 
+    def on_start() -> None:
+        _STARTED.append(True)
+        bars.append(
+            tqdm(total=len(agents) * args.seeds, desc=f"compare on {args.env}", unit="run", file=sys.stderr)
+        )
+
     def on_result(result) -> None:
-        if not bars:
-            _STARTED.append(True)
-            bars.append(
-                tqdm(
-                    total=len(agents) * args.seeds, desc=f"compare on {args.env}", unit="run", file=sys.stderr
-                )
-            )
         row = result.row
         bars[0].update(1)
         test = row["test_accuracy"]
@@ -268,6 +267,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             budget_seconds=args.budget_seconds,
             env_kwargs=env_kwargs,
             executor=executor,
+            on_start=on_start,
             on_result=on_result,
         )
     finally:
@@ -287,7 +287,9 @@ def _check_env_kwargs(env_id: str, kwargs: dict[str, Any]) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from nas_gym.backends.cifar.budget import resolve_budget
     from nas_gym.backends.cifar.trainer import final_train
+    from nas_gym.core.devices import resolve_device
     from nas_gym.spaces import make_space
 
     space = make_space(args.space)
@@ -295,6 +297,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = _out_folder(args.out, "train")
     if (out / "train.json").exists():
         raise UsageError(f"nas-gym train: {out / 'train.json'} exists; pass another --out")
+    # final_train checks these again, but only after the run counts as started: a bad --device or
+    # --budget must end as one line, not as a traceback.
+    resolve_budget(args.budget, resolve_device(args.device).type)
     print(f"training {arch} ({space.name}) with budget {args.budget!r} ...", file=sys.stderr)
     _STARTED.append(True)
     result = final_train(

@@ -165,6 +165,7 @@ def run_compare(
     max_episodes: int | None = 10_000,
     on_result: Callable[[RunResult], None] | None = None,
     agent_kwargs: Mapping[str, dict[str, Any]] | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> list[RunResult]:
     """Run every agent with seeds ``0..seeds-1`` and write the outputs into ``out``.
 
@@ -172,7 +173,9 @@ def run_compare(
     default: worker processes, one per core, each with an equal share of the cores); each run is seeded, so the results do not depend on it. ``max_episodes``
     caps the episodes of a run with a time budget (an agent that keeps proposing cached
     architectures spends no time). ``on_result`` sees each run as it finishes; ``agent_kwargs``
-    maps an agent name to keyword arguments of ``make_agent``.
+    maps an agent name to keyword arguments of ``make_agent``. ``on_start()`` is called once the
+    arguments are checked and the executor is up, before the first run: what fails before it is
+    set-up (bad input), what fails after it happened in a run.
     """
     if episodes is None and budget_seconds is None:
         raise ValueError("expected episodes or budget_seconds, got neither")
@@ -207,6 +210,8 @@ def run_compare(
                 dataclasses.replace(c, env_kwargs={**c.env_kwargs, "threads": pool.threads_per_task})
                 for c in configs
             ]
+        if on_start is not None:
+            on_start()
         results = pool.map(
             run_one,
             configs,

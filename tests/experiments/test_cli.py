@@ -1,27 +1,32 @@
-"""The nas-gym command line, end to end in real processes."""
+"""The nas-gym command line in this process: listings, bad input as exit code 2 with one line, a
+bug inside a running command as a traceback, and the options that reach the runs
+(``--threads``, ``--dataset``, the executor). End-to-end runs in real processes are in
+``test_cli_end_to_end.py``."""
 
 from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from agents.random_search import RandomAgent
+from nas_gym.backends.cifar import trainer
+from nas_gym.backends.tables.nb201 import NB201Evaluator
+from nas_gym.core.devices import default_threads
+from nas_gym.experiments import compare, runs
 from nas_gym.experiments.cli import main
+from nas_gym.experiments.folder import CONFIG, HISTORY
+from nas_gym.parallel.spec import ExecutorSpec
+
+SEARCH = ["search", "--env", "NASBench201-v0", "--agent", "random", "--episodes", "2"]
+COMPARE = ["compare", "--env", "NASBench201-v0", "--agents", "random", "--seeds", "1", "--episodes", "2"]
 
 
-def nas_gym_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "nas_gym.experiments.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
-    )
+class Stop(Exception):
+    """Raised by a spy once it has seen what it came for; neither bad input nor a library error."""
 
 
 def test_envs_and_agents_are_listed(capsys) -> None:
@@ -34,6 +39,7 @@ def test_envs_and_agents_are_listed(capsys) -> None:
     assert {"random", "evolution", "reinforce", "ppo", "maskable-ppo", "a2c", "dqn"} <= set(names)
 
 
+# ---------------------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -46,32 +52,21 @@ def test_envs_and_agents_are_listed(capsys) -> None:
             ["search", "--env", "NASBench201-v0", "--agent", "reinforc", "--episodes", "2"],
             "(did you mean 'reinforce'?)",
         ),
-        (
-            ["search", "--env", "NASBench201-v0", "--agent", "random", "--episodes", "0"],
-            "expected a positive integer, got 0",
-        ),
-        (
-            ["search", "--env", "NASBench201-v0", "--agent", "random"],
-            "expected --episodes N or --budget-seconds T",
-        ),
-        (
-            [
-                "search",
-                "--env",
-                "NASBench201-v0",
-                "--agent",
-                "random",
-                "--episodes",
-                "2",
-                "--budget",
-                "smoke",
-            ],
-            "--budget is not an option of NASBench201-v0",
-        ),
+        ([*SEARCH[:-1], "0"], "expected a positive integer, got 0"),
+        ([*SEARCH, "--threads", "0"], "argument --threads: expected a positive integer, got 0"),
+        (SEARCH[:-2], "expected --episodes N or --budget-seconds T"),
+        ([*SEARCH, "--budget", "smoke"], "--budget is not an option of NASBench201-v0"),
+        ([*SEARCH, "--dataset", "cifar1000"], "got 'cifar1000' (did you mean 'cifar100'?)"),
+        ([*COMPARE, "--dataset", "cifar1000"], "got 'cifar1000' (did you mean 'cifar100'?)"),
         (
             ["train", "--space", "seed", "--arch", "k7-relu-max"],
             "expected layer 1 as <kernel>-<activation>-<pool>",
         ),
+        (
+            ["train", "--arch", "k3-relu-max", "--budget", '{"epochz": 1}'],
+            "got 'epochz' (did you mean 'epochs'?)",
+        ),
+        (["train", "--arch", "k3-relu-max", "--device", "cuda:99"], "for device='cuda:99'"),
         (
             [
                 "compare",
@@ -89,364 +84,176 @@ def test_envs_and_agents_are_listed(capsys) -> None:
         (["frobnicate"], "invalid choice: 'frobnicate'"),
     ],
 )
-def test_bad_arguments_exit_2_with_one_line(capsys, args: list[str], message: str) -> None:
-    assert main(args) == 2
+def test_bad_arguments_exit_2_with_one_line(capsys, tmp_path: Path, args: list[str], message: str) -> None:
+    out = tmp_path / "out"
+    assert main([*args, "--out", str(out)] if args[0] != "frobnicate" else args) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1, err
     assert message in err and "Traceback" not in err
-
-
-def test_bad_arguments_in_a_real_process() -> None:
-    proc = nas_gym_cli("search", "--env", "NASBench201-v0", "--agent", "randm", "--episodes", "2")
-    assert proc.returncode == 2
-    assert (
-        proc.stderr.strip()
-        == (
-            "unknown agent 'randm': expected one of random, evolution, reinforce, ppo, maskable-ppo, a2c, dqn "
-            "(did you mean 'random'?)"
-        )
-        or "did you mean 'random'" in proc.stderr
-    )
-    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
-
-
-def test_search_on_a_table_writes_the_run_folder(tmp_path: Path, data_dir: Path) -> None:
-    out = tmp_path / "run"
-    proc = nas_gym_cli(
-        "search",
-        "--env",
-        "NASBench201-v0",
-        "--agent",
-        "evolution",
-        "--episodes",
-        "30",
-        "--seed",
-        "3",
-        "--out",
-        str(out),
-    )
-    assert proc.returncode == 0, proc.stderr
-    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
-    assert [r["episode"] for r in history] == list(range(30))
-    for key in ("arch", "reward", "accuracy", "train_seconds", "cached", "status", "test_accuracy"):
-        assert key in history[0]
-    summary = json.loads((out / "summary.json").read_text())
-    best = max(history, key=lambda r: r["reward"])
-    assert summary["best_arch"] == best["arch"] and summary["best_reward"] == best["reward"]
-    assert summary["episodes"] == 30
-    assert (out / "evaluations.sqlite").exists()
-    assert "ep" in proc.stderr  # the progress bar
-
-    again = tmp_path / "again"
-    proc = nas_gym_cli(
-        "search",
-        "--env",
-        "NASBench201-v0",
-        "--agent",
-        "evolution",
-        "--episodes",
-        "30",
-        "--seed",
-        "3",
-        "--out",
-        str(again),
-    )
-    assert (again / "history.jsonl").read_text().replace(" ", "").count("arch") == 30
-    archs = [json.loads(line)["arch"] for line in (again / "history.jsonl").read_text().splitlines()]
-    assert archs == [r["arch"] for r in history]  # --seed makes a run repeatable
-
-    extended = nas_gym_cli(
-        "search",
-        "--env",
-        "NASBench201-v0",
-        "--agent",
-        "evolution",
-        "--episodes",
-        "40",
-        "--seed",
-        "3",
-        "--out",
-        str(out),
-        "--resume",
-    )
-    assert extended.returncode == 0, extended.stderr
-    assert len((out / "history.jsonl").read_text().splitlines()) == 40
-
-
-def test_resume_refuses_a_foreign_store(tmp_path: Path, data_dir: Path) -> None:
-    out = tmp_path / "run"
-    assert (
-        nas_gym_cli(
-            "search", "--env", "NASBench201-v0", "--agent", "random", "--episodes", "3", "--out", str(out)
-        ).returncode
-        == 0
-    )
-    store = out / "evaluations.sqlite"
-    store.write_bytes(b"garbage that is not sqlite")
-    proc = nas_gym_cli(
-        "search",
-        "--env",
-        "NASBench201-v0",
-        "--agent",
-        "random",
-        "--episodes",
-        "5",
-        "--out",
-        str(out),
-        "--resume",
-    )
-    assert proc.returncode == 2
-    assert "not a nas-gym evaluation store" in proc.stderr and "Traceback" not in proc.stderr
-    assert store.read_bytes() == b"garbage that is not sqlite"
-
-
-def test_compare_end_to_end(tmp_path: Path, data_dir: Path) -> None:
-    out = tmp_path / "cmp"
-    proc = nas_gym_cli(
-        "compare",
-        "--env",
-        "NASBench201-v0",
-        "--agents",
-        "random,evolution",
-        "--seeds",
-        "3",
-        "--budget-seconds",
-        "3000",
-        "--workers",
-        "2",
-        "--out",
-        str(out),
-    )
-    assert proc.returncode == 0, proc.stderr
-    with open(out / "results.csv") as f:
-        rows = list(csv.DictReader(f))
-    assert len(rows) == 6
-    assert {r["agent"] for r in rows} == {"random", "evolution"}
-    for row in rows:
-        assert float(row["simulated_seconds"]) >= 3000
-        assert 0.0 < float(row["test_accuracy"]) <= 0.9438
-        assert 0.0 < float(row["best_reward"]) <= 0.849
-        assert int(row["episodes"]) > 10
-    summary = (out / "summary.md").read_text()
-    assert "| random | 3 |" in summary and "| evolution | 3 |" in summary
-    png = (out / "best_so_far.png").read_bytes()
-    assert png.startswith(b"\x89PNG") and len(png) > 10_000
-
-
-@pytest.mark.slow
-def test_search_with_real_cifar_training(tmp_path: Path, cifar_dir: Path) -> None:
-    out = tmp_path / "run"
-    budget = json.dumps({"epochs": 1, "train_size": 640, "val_size": 256})
-    proc = nas_gym_cli(
-        "search",
-        "--env",
-        "NASCifar-v0",
-        "--agent",
-        "random",
-        "--episodes",
-        "2",
-        "--budget",
-        budget,
-        "--device",
-        "cpu",
-        "--out",
-        str(out),
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr
-    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
-    assert len(history) == 2
-    assert all(r["status"] == "ok" and r["train_seconds"] > 0 for r in history)
-
-
-def test_search_logs_to_tensorboard(tmp_path: Path, data_dir: Path) -> None:
-    pytest.importorskip("tensorboard")
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    out, logs = tmp_path / "run", tmp_path / "tb"
-    proc = nas_gym_cli(
-        "search",
-        "--env",
-        "NASBench201-v0",
-        "--agent",
-        "reinforce",
-        "--episodes",
-        "12",
-        "--out",
-        str(out),
-        "--tensorboard",
-        str(logs),
-    )
-    assert proc.returncode == 0, proc.stderr
-    events = EventAccumulator(str(logs))
-    events.Reload()
-    tags = set(events.Tags()["scalars"])
-    assert {"search/reward", "search/best_reward", "agent/loss", "agent/entropy"} <= tags
-    best = [e.value for e in events.Scalars("search/best_reward")]
-    assert len(best) == 12 and best == sorted(best)
-
-
-def _history(out: Path) -> list[tuple]:
-    records = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
-    return [(r["episode"], r["arch"], r["accuracy"], r["reward"]) for r in records]
-
-
-def test_search_history_does_not_depend_on_the_executor(tmp_path: Path, data_dir: Path) -> None:
-    pytest.importorskip("ray")
-    runs = {}
-    for executor in ("serial", "processes", "ray"):
-        out = tmp_path / executor
-        proc = nas_gym_cli(
-            "search",
-            "--env",
-            "NASBench201-v0",
-            "--agent",
-            "evolution",
-            "--episodes",
-            "24",
-            "--seed",
-            "5",
-            "--num-envs",
-            "4",
-            "--executor",
-            executor,
-            "--workers",
-            "2",
-            "--out",
-            str(out),
-        )
-        assert proc.returncode == 0, proc.stderr
-        runs[executor] = _history(out)
-        assert json.loads((out / "summary.json").read_text())["executor"] == executor
-    assert len(runs["serial"]) == 24
-    assert runs["serial"] == runs["processes"] == runs["ray"]
-
-
-def test_compare_results_do_not_depend_on_the_executor(tmp_path: Path, data_dir: Path) -> None:
-    pytest.importorskip("ray")
-    rows = {}
-    for executor in ("serial", "ray"):
-        out = tmp_path / executor
-        proc = nas_gym_cli(
-            "compare",
-            "--env",
-            "NASBench201-v0",
-            "--agents",
-            "random,reinforce",
-            "--seeds",
-            "2",
-            "--episodes",
-            "20",
-            "--executor",
-            executor,
-            "--workers",
-            "2",
-            "--out",
-            str(out),
-        )
-        assert proc.returncode == 0, proc.stderr
-        with open(out / "results.csv") as f:
-            rows[executor] = [
-                (r["agent"], r["seed"], r["best_arch"], r["test_accuracy"]) for r in csv.DictReader(f)
-            ]
-    assert len(rows["serial"]) == 4 and rows["serial"] == rows["ray"]
+    assert not out.exists()  # refused before anything was written
 
 
 def test_unknown_executor_exits_2(capsys) -> None:
-    assert (
-        main(
-            [
-                "search",
-                "--env",
-                "NASBench201-v0",
-                "--agent",
-                "random",
-                "--episodes",
-                "2",
-                "--executor",
-                "dask",
-            ]
-        )
-        == 2
-    )
+    assert main([*SEARCH, "--executor", "dask"]) == 2
     err = capsys.readouterr().err
     assert "invalid choice: 'dask'" in err and len(err.strip().splitlines()) == 1
-
-
-def test_resume_keeps_the_run_settings(tmp_path: Path, data_dir: Path, capsys) -> None:
-    out = tmp_path / "run"
-    assert (
-        main(
-            [
-                "search",
-                "--env",
-                "NASBench201-v0",
-                "--agent",
-                "random",
-                "--budget-seconds",
-                "500",
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
-    first = len((out / "history.jsonl").read_text().splitlines())
-    assert (
-        main(["search", "--env", "NASBench201-v0", "--agent", "random", "--out", str(out), "--resume"]) == 0
-    )
-    assert len((out / "history.jsonl").read_text().splitlines()) == first  # its own stop: nothing to add
-    assert (
-        main(
-            [
-                "search",
-                "--env",
-                "NASBench201-v0",
-                "--agent",
-                "random",
-                "--budget-seconds",
-                "2000",
-                "--out",
-                str(out),
-                "--resume",
-            ]
-        )
-        == 0
-    )
-    assert json.loads((out / "summary.json").read_text())["train_seconds"] >= 2000
-    capsys.readouterr()
-    assert (
-        main(
-            [
-                "search",
-                "--env",
-                "NASBench201-v0",
-                "--agent",
-                "random",
-                "--reward",
-                "mnas-flops",
-                "--out",
-                str(out),
-                "--resume",
-            ]
-        )
-        == 2
-    )
-    err = capsys.readouterr().err
-    assert "expected the settings of the run" in err and "mnas-flops" in err
 
 
 def test_out_that_is_a_file_exits_2(tmp_path: Path, capsys) -> None:
     path = tmp_path / "file"
     path.write_text("x")
-    for args in (
-        ["search", "--env", "NASBench201-v0", "--agent", "random", "--episodes", "2"],
-        ["compare", "--env", "NASBench201-v0", "--agents", "random", "--seeds", "1", "--episodes", "2"],
-        ["train", "--arch", "k3-relu-max"],
-    ):
+    for args in (SEARCH, COMPARE, ["train", "--arch", "k3-relu-max"]):
         assert main([*args, "--out", str(path)]) == 2
         err = capsys.readouterr().err
         assert err.strip().endswith(f"expected --out to name a folder, got the file {path}")
+
+
+# ---------------------------------------------------------------------------------------- bugs
+def _raise_type_error(*args: Any, **kwargs: Any) -> Any:
+    raise TypeError("unsupported operand type(s) for +: 'int' and 'str'")
+
+
+def test_a_type_error_in_the_set_up_of_a_search_is_bad_input(tmp_path: Path, capsys, monkeypatch) -> None:
+    # Before the run starts, a TypeError is a wrong argument met deeper down: one line, and the
+    # set-up leaves nothing behind.
+    monkeypatch.setattr(runs, "make_env", _raise_type_error)
+    assert main([*SEARCH, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err == "nas-gym: error: unsupported operand type(s) for +: 'int' and 'str'\n"
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_type_error_inside_a_running_search_keeps_its_traceback(
+    tmp_path: Path, data_dir: Path, monkeypatch
+) -> None:
+    monkeypatch.setattr(RandomAgent, "search", _raise_type_error)
+    with pytest.raises(TypeError, match=r"unsupported operand type\(s\)"):
+        main([*SEARCH, "--out", str(tmp_path / "run")])
+
+
+def test_a_type_error_inside_a_running_comparison_keeps_its_traceback(
+    tmp_path: Path, data_dir: Path, monkeypatch
+) -> None:
+    monkeypatch.setattr(compare, "run_one", _raise_type_error)
+    with pytest.raises(TypeError, match=r"unsupported operand type\(s\)"):
+        main([*COMPARE, "--executor", "serial", "--out", str(tmp_path / "cmp")])
+
+
+def test_a_type_error_inside_a_training_keeps_its_traceback(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(trainer, "final_train", _raise_type_error)
+    with pytest.raises(TypeError, match=r"unsupported operand type\(s\)"):
+        main(
+            ["train", "--arch", "k3-relu-max", "--budget", "smoke", "--device", "cpu", "--out", str(tmp_path)]
+        )
+
+
+# ---------------------------------------------------------------------------------------- options
+def test_search_and_compare_take_one_executor_spec(tmp_path: Path, data_dir: Path, monkeypatch) -> None:
+    seen: dict[str, ExecutorSpec] = {}
+
+    def spy(command: str):
+        def record(*args: Any, executor: ExecutorSpec, **kwargs: Any) -> Any:
+            seen[command] = executor
+            raise Stop
+
+        return record
+
+    monkeypatch.setattr(runs, "run_search", spy("search"))
+    monkeypatch.setattr(compare, "run_compare", spy("compare"))
+    options = ["--executor", "processes", "--workers", "2", "--threads", "1", "--out", str(tmp_path / "x")]
+    with pytest.raises(Stop):
+        main([*SEARCH, "--num-envs", "2", *options])
+    with pytest.raises(Stop):
+        main([*COMPARE, *options])
+    assert seen["search"] == seen["compare"] == ExecutorSpec("processes", workers=2, threads=1)
+
+
+def _cifar(command: list[str], threads: int, out: Path) -> list[str]:
+    return [*command, "--budget", "smoke", "--device", "cpu", "--threads", str(threads), "--out", str(out)]
+
+
+def test_threads_reach_the_evaluator_of_a_search(tmp_path: Path, cifar_dir: Path, monkeypatch) -> None:
+    threads = default_threads() + 1  # not what the trainer would pick by itself
+    seen: list[Any] = []
+
+    def search(self, env, **kwargs: Any) -> Any:
+        seen.append(env.unwrapped.runner.evaluator)
+        raise Stop
+
+    monkeypatch.setattr(RandomAgent, "search", search)
+    args = ["search", "--env", "NASCifar-v0", "--agent", "random", "--episodes", "1"]
+    with pytest.raises(Stop):
+        main(_cifar(args, threads, tmp_path / "run"))
+    (evaluator,) = seen
+    assert evaluator.speed_options.threads == threads
+
+
+def test_threads_reach_the_runs_of_a_comparison(tmp_path: Path, cifar_dir: Path, monkeypatch) -> None:
+    threads = default_threads() + 1
+    seen: list[tuple[dict[str, Any], int]] = []
+
+    def run_one(config) -> Any:
+        env = compare.make_env(config, compare.make_agent(config.agent, seed=config.seed))
+        seen.append((config.env_kwargs, env.unwrapped.runner.evaluator.speed_options.threads))
+        env.close()
+        raise Stop
+
+    monkeypatch.setattr(compare, "run_one", run_one)
+    args = ["compare", "--env", "NASCifar-v0", "--agents", "random", "--seeds", "1", "--episodes", "1"]
+    with pytest.raises(Stop):
+        main(_cifar([*args, "--executor", "serial"], threads, tmp_path / "cmp"))
+    ((env_kwargs, evaluator_threads),) = seen
+    assert env_kwargs["threads"] == evaluator_threads == threads
+
+
+def test_threads_reach_the_final_training(tmp_path: Path, monkeypatch, capsys) -> None:
+    calls: list[dict[str, Any]] = []
+
+    def final_train(space, arch: str, **kwargs: Any) -> dict[str, Any]:
+        calls.append(kwargs)
+        return {"arch": arch, "val_accuracy": 0.5, "test_accuracy": 0.25}
+
+    monkeypatch.setattr(trainer, "final_train", final_train)
+    assert main(_cifar(["train", "--arch", "k3-relu-max"], 3, tmp_path)) == 0
+    assert calls[0]["threads"] == 3 and calls[0]["budget"] == "smoke" and calls[0]["device"] == "cpu"
+    assert json.loads((tmp_path / "train.json").read_text())["test_accuracy"] == 0.25
+
+
+def test_search_and_compare_take_a_nb201_dataset(tmp_path: Path, data_dir: Path, capsys) -> None:
+    tables = {name: NB201Evaluator(data_dir, dataset=name) for name in ("cifar10", "cifar100")}
+    out = tmp_path / "run"
+    assert main([*SEARCH[:-1], "5", "--dataset", "cifar100", "--out", str(out)]) == 0
+    assert json.loads((out / CONFIG).read_text())["env_kwargs"] == {"dataset": "cifar100"}
+    history = [json.loads(line) for line in (out / HISTORY).read_text().splitlines()]
+    assert [r["test_accuracy"] for r in history] == [
+        tables["cifar100"](r["arch"])["test_accuracy"] for r in history
+    ]
+    assert [r["test_accuracy"] for r in history] != [
+        tables["cifar10"](r["arch"])["test_accuracy"] for r in history
+    ]
+
+    cmp = tmp_path / "cmp"
+    assert main([*COMPARE, "--dataset", "cifar100", "--executor", "serial", "--out", str(cmp)]) == 0
+    with open(cmp / "results.csv") as f:
+        (row,) = csv.DictReader(f)
+    assert float(row["test_accuracy"]) == tables["cifar100"](row["best_arch"])["test_accuracy"]
+    assert float(row["test_accuracy"]) != tables["cifar10"](row["best_arch"])["test_accuracy"]
+
+
+# ---------------------------------------------------------------------------------------- runs
+def test_resume_keeps_the_run_settings(tmp_path: Path, data_dir: Path, capsys) -> None:
+    out = tmp_path / "run"
+    base = ["search", "--env", "NASBench201-v0", "--agent", "random", "--out", str(out)]
+    assert main([*base, "--budget-seconds", "500"]) == 0
+    first = len((out / HISTORY).read_text().splitlines())
+    assert main([*base, "--resume"]) == 0
+    assert len((out / HISTORY).read_text().splitlines()) == first  # its own stop: nothing to add
+    assert main([*base, "--budget-seconds", "2000", "--resume"]) == 0
+    assert json.loads((out / "summary.json").read_text())["train_seconds"] >= 2000
+    capsys.readouterr()
+    assert main([*base, "--reward", "mnas-flops", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "expected the settings of the run" in err and "mnas-flops" in err
 
 
 def test_train_writes_its_result(tmp_path: Path, cifar_dir: Path, monkeypatch) -> None:

@@ -125,8 +125,14 @@ def test_a_run_without_test_accuracy_reports_rewards() -> None:
 # ---------------------------------------------------------------------------- run_compare
 def test_run_compare_refuses_bad_options_before_it_runs(tmp_path: Path) -> None:
     out = tmp_path / "cmp"
+
+    def on_start() -> None:
+        raise AssertionError("a refused comparison must not start")
+
     with pytest.raises(ValueError, match="expected distinct agents, got 'random' twice"):
-        run_compare("NASBench201-v0", ["random", "evolution", "random"], 1, out, episodes=2)
+        run_compare(
+            "NASBench201-v0", ["random", "evolution", "random"], 1, out, episodes=2, on_start=on_start
+        )
     with pytest.raises(ValueError, match="expected distinct agents, got 'evolution' 3 times"):
         run_compare("NASBench201-v0", ["evolution"] * 3, 1, out, episodes=2)
     with pytest.raises(
@@ -139,9 +145,13 @@ def test_run_compare_refuses_bad_options_before_it_runs(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"expected workers as a positive int or None, got 0"):
         ExecutorSpec("processes", workers=0)
     with pytest.raises(ValueError, match=r"expected max_episodes as a positive int or None, got 0"):
-        run_compare("NASBench201-v0", ["random"], 1, out, budget_seconds=10.0, max_episodes=0)
+        run_compare(
+            "NASBench201-v0", ["random"], 1, out, budget_seconds=10.0, max_episodes=0, on_start=on_start
+        )
     with pytest.raises(ValueError, match=r"expected executor in .*got 'dask'"):
-        run_compare("NASBench201-v0", ["random"], 1, out, episodes=2, executor="dask")
+        run_compare("NASBench201-v0", ["random"], 1, out, episodes=2, executor="dask", on_start=on_start)
+    with pytest.raises(ValueError, match=r"expected seeds as a positive int, got 0"):
+        run_compare("NASBench201-v0", ["random"], 0, out, episodes=2, on_start=on_start)
     assert not out.exists()
 
 
@@ -156,8 +166,11 @@ def test_run_compare_caps_time_budget_runs(tmp_path: Path, data_dir: Path) -> No
         budget_seconds=1e9,
         executor="serial",
         max_episodes=6,
+        on_start=lambda: seen.append(("started", -1)),
         on_result=lambda result: seen.append((result.row["agent"], result.row["seed"])),
     )
+    assert seen[0] == ("started", -1)  # once, before the first run
+    seen.pop(0)
     assert [(r.row["agent"], r.row["seed"]) for r in results] == [
         ("random", 0),
         ("random", 1),

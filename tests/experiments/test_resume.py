@@ -1,4 +1,5 @@
-"""Nothing lost: real searches killed with SIGKILL at several points, then resumed."""
+"""Nothing lost: real searches killed with SIGKILL at several points, then resumed; run folders
+whose last files were left half-written by a crash; checkpoints that are not ours."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from agents import make_agent
 from nas_gym.evaluation.store import EvaluationStore
 from nas_gym.experiments.config import SearchConfig
-from nas_gym.experiments.folder import CHECKPOINT, HISTORY, RunFolder, RunFolderError
+from nas_gym.experiments.folder import CHECKPOINT, HISTORY, RunFolder, RunFolderError, resume_point
 from nas_gym.experiments.runs import run_search
+from tests.experiments.conftest import HASH_ENV, CountingHash
 
 SCRIPT = Path(__file__).resolve().parents[1] / "helpers" / "counting_search.py"
 
@@ -68,43 +71,54 @@ def test_sigkill_and_resume_loses_nothing(tmp_path: Path, agent: str) -> None:
     torch.load(out / CHECKPOINT, weights_only=True)
 
 
-def _hash_env_config(episodes: int) -> SearchConfig:
-    return SearchConfig(env="NASBench201Hash-v0", agent="random", episodes=episodes, seed=1)
+def _config(episodes: int, agent: str = "random") -> SearchConfig:
+    return SearchConfig(env=HASH_ENV, agent=agent, episodes=episodes, seed=1)
 
 
-@pytest.fixture
-def hash_env_id():
-    import gymnasium as gym
-
-    from nas_gym.envs import NASEnv
-    from tests.helpers.fakes import hash_accuracy
-
-    def make(store=None, render_mode=None):
-        return NASEnv("nb201", evaluator=hash_accuracy, store=store, render_mode=render_mode)
-
-    gym.register("NASBench201Hash-v0", entry_point=make)
-    yield "NASBench201Hash-v0"
-    gym.registry.pop("NASBench201Hash-v0")
-
-
-def test_torn_last_line_is_skipped_with_a_warning(tmp_path: Path, hash_env_id: str) -> None:
+# ---------------------------------------------------------------------------------------- torn files
+def test_a_torn_last_line_resumes_from_the_last_complete_record(
+    tmp_path: Path, hash_env: CountingHash
+) -> None:
+    # A crash while appending episode 5 leaves part of its line and a checkpoint after episode 4.
     out = tmp_path / "run"
-    run_search(_hash_env_config(5), out)
+    run_search(_config(5, "evolution"), out)
+    complete = RunFolder(out).read_history()
     path = out / HISTORY
-    complete = path.read_bytes()
-    path.write_bytes(complete + b'{"episode": 5, "arch": "|none~0|+|no')
+    path.write_bytes(path.read_bytes() + b'{"episode": 5, "arch": "|none~0|+|no')
     with pytest.warns(RuntimeWarning, match="skipped the half-written last line 6"):
-        history = RunFolder(out).read_history()
-    assert len(history) == 5
+        assert RunFolder(out).read_history() == complete
     with pytest.warns(RuntimeWarning, match="half-written"):
-        summary = run_search(_hash_env_config(8), out, resume=True)
-    assert summary["episodes"] == 8
-    assert [r["episode"] for r in RunFolder(out).read_history()] == list(range(8))
+        summary = run_search(_config(12, "evolution"), out, resume=True)
+    assert summary["episodes"] == 12
+    resumed = RunFolder(out).read_history()
+    assert [r["episode"] for r in resumed] == list(range(12))
+    assert resumed[:5] == complete  # the complete records, untouched
+    assert len(hash_env.calls) == len(set(hash_env.calls)), "an architecture was evaluated twice"
+    # The agent went on from its checkpoint: the same episodes as a run that was never interrupted.
+    run_search(_config(12, "evolution"), tmp_path / "uninterrupted")
+    uninterrupted = RunFolder(tmp_path / "uninterrupted").read_history()
+    assert [r["arch"] for r in resumed] == [r["arch"] for r in uninterrupted]
 
 
-def test_broken_line_in_the_middle_is_an_error(tmp_path: Path, hash_env_id: str) -> None:
+def test_a_torn_line_the_checkpoint_has_is_restored_from_it(tmp_path: Path, hash_env: CountingHash) -> None:
+    # The history lost the end of its last line, but the checkpoint was written after it: the
+    # record comes back from the checkpoint's copy of the last records.
     out = tmp_path / "run"
-    run_search(_hash_env_config(3), out)
+    run_search(_config(6), out)
+    folder = RunFolder(out)
+    complete = folder.read_history()
+    lines = (out / HISTORY).read_bytes().splitlines(keepends=True)
+    (out / HISTORY).write_bytes(b"".join(lines[:-1]) + lines[-1][:20])
+    agent = make_agent("random", seed=1)
+    with pytest.warns(RuntimeWarning, match="half-written last line 6"):
+        history, note = resume_point(folder, agent)
+    assert note == "restored 1 episodes the history had lost from the checkpoint"
+    assert history == complete
+
+
+def test_broken_line_in_the_middle_is_an_error(tmp_path: Path, hash_env: CountingHash) -> None:
+    out = tmp_path / "run"
+    run_search(_config(3), out)
     lines = (out / HISTORY).read_bytes().split(b"\n")
     lines[1] = b"{broken"
     (out / HISTORY).write_bytes(b"\n".join(lines))
@@ -112,9 +126,9 @@ def test_broken_line_in_the_middle_is_an_error(tmp_path: Path, hash_env_id: str)
         RunFolder(out).read_history()
 
 
-def test_foreign_checkpoint_is_refused(tmp_path: Path, hash_env_id: str) -> None:
+def test_foreign_checkpoint_is_refused(tmp_path: Path, hash_env: CountingHash) -> None:
     out = tmp_path / "run"
-    run_search(_hash_env_config(2), out)
+    run_search(_config(2), out)
 
     class Payload:
         def __reduce__(self):
@@ -122,18 +136,5 @@ def test_foreign_checkpoint_is_refused(tmp_path: Path, hash_env_id: str) -> None
 
     torch.save({"episodes": 1, "agent": Payload()}, out / CHECKPOINT)
     with pytest.raises(RunFolderError, match="does not load safely"):
-        run_search(_hash_env_config(4), out, resume=True)
+        run_search(_config(4), out, resume=True)
     assert not (tmp_path / "pwned").exists()
-
-
-def test_existing_run_needs_resume_and_foreign_store_is_untouched(tmp_path: Path, hash_env_id: str) -> None:
-    out = tmp_path / "run"
-    run_search(_hash_env_config(2), out)
-    with pytest.raises(RunFolderError, match="pass --resume"):
-        run_search(_hash_env_config(2), out)
-    other = tmp_path / "other"
-    other.mkdir()
-    (other / "evaluations.sqlite").write_bytes(b"not a database at all")
-    with pytest.raises(RunFolderError, match="not a nas-gym evaluation store"):
-        run_search(_hash_env_config(2), other)
-    assert (other / "evaluations.sqlite").read_bytes() == b"not a database at all"

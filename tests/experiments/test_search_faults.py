@@ -1,17 +1,23 @@
-"""A search goes on through faults: a worker that dies mid-evaluation, a trainer that raises."""
+"""A search goes on through faults: a worker that dies mid-evaluation, a trainer that raises; a run
+folder records each fault with its status."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 from pathlib import Path
 
+import gymnasium as gym
 import pytest
 
 from agents import make_agent
 from nas_gym.envs import NASEnv
 from nas_gym.envs.vector import NASVectorEnv
+from nas_gym.experiments.config import SearchConfig
+from nas_gym.experiments.folder import HISTORY, SUMMARY
+from nas_gym.experiments.runs import run_search
 from tests.helpers.fakes import hash_accuracy
 
 
@@ -61,3 +67,33 @@ def test_each_fault_status_gives_the_penalty_and_the_search_goes_on(status: str)
     assert faulty, "the search should meet the faulty cells"
     assert all(r["status"] == status and r["reward"] == -0.5 for r in faulty)
     assert len(result.history) == 60
+
+
+def _out_of_memory_on_none(arch: str) -> dict:
+    if arch.startswith("|none~0|"):
+        raise MemoryError("out of memory")
+    return hash_accuracy(arch)
+
+
+_out_of_memory_on_none.fingerprint = "oom-on-none/v1"  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def faulty_env_id():
+    def make(store=None, render_mode=None):
+        return NASEnv("nb201", evaluator=_out_of_memory_on_none, store=store, render_mode=render_mode)
+
+    gym.register("NASBench201Faulty-v0", entry_point=make)
+    yield "NASBench201Faulty-v0"
+    gym.registry.pop("NASBench201Faulty-v0")
+
+
+def test_a_run_folder_records_each_fault(tmp_path: Path, faulty_env_id: str) -> None:
+    out = tmp_path / "run"
+    summary = run_search(SearchConfig(faulty_env_id, "evolution", episodes=60, seed=3), out)
+    history = [json.loads(line) for line in (out / HISTORY).read_text().splitlines()]
+    faulty = [r for r in history if r["arch"].startswith("|none~0|")]
+    assert faulty and all(r["status"] == "oom" and r["reward"] == 0.0 for r in faulty)
+    assert summary["statuses"] == {"ok": 60 - len(faulty), "oom": len(faulty)}
+    assert json.loads((out / SUMMARY).read_text())["statuses"] == summary["statuses"]
+    assert not summary["best_arch"].startswith("|none~0|")
