@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from nas_gym.core.errors import is_out_of_memory
 from nas_gym.evaluation.metrics import failure_metrics, normalize_metrics
 from nas_gym.evaluation.store import EvaluationStore
 
@@ -57,13 +58,6 @@ def evaluator_fingerprint(evaluator: Evaluator) -> str:
     """
     fingerprint = declared_fingerprint(evaluator)
     return fingerprint if fingerprint is not None else _qualified_name(evaluator)
-
-
-def _is_out_of_memory(exc: BaseException) -> bool:
-    if isinstance(exc, MemoryError):
-        return True
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError)
 
 
 def _free_accelerator_memory() -> None:
@@ -196,7 +190,7 @@ class EvaluationRunner:
             raw = evaluator(arch)
         except Exception as exc:  # noqa: BLE001 - any trainer failure must not end the search
             seconds = time.perf_counter() - start
-            if _is_out_of_memory(exc):
+            if is_out_of_memory(exc):
                 _free_accelerator_memory()
                 return failure_metrics("oom", f"{type(exc).__name__}: {exc}", seconds)
             warnings.warn(
