@@ -4,7 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 # The torch build this project is tested with; override with `make TORCH="torch torchvision"`.
 TORCH ?= torch==2.14.1 torchvision==0.29.1
+# The data folder: ../shared/data where it exists (CI), else nas-gym's own default (~/.cache/nas_gym).
+ifneq ($(wildcard ../shared/data),)
 export NAS_GYM_DATA ?= $(abspath ../shared/data)
+endif
 
 .PHONY: demo test lint venv clean
 
@@ -18,6 +21,7 @@ $(BIN)/nas-gym: pyproject.toml
 venv: $(BIN)/nas-gym
 
 demo: venv
+	$(BIN)/nas-gym download cifar10  # skips what is present and valid
 	$(BIN)/nas-gym search --env NASCifar-v0 --agent reinforce --episodes 12 --budget smoke --seed 0
 
 test: lint

@@ -488,7 +488,9 @@ _STARTED: list[bool] = []
 
 def _os_error_line(exc: OSError) -> str:
     """One line on an OS error: what failed, on which path, and what to do."""
-    path = exc.filename if exc.filename is not None else "?"
+    if exc.filename is None:  # no path to name (a refused connection): its own message says what failed
+        return f"nas-gym: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+    path = exc.filename
     reason = exc.strerror or str(exc)
     hint = {
         "File exists": "it is a file where a folder is needed, or the other way round: pass another path",

@@ -143,6 +143,10 @@ class _SetUpGuard(contextlib.AbstractContextManager["_SetUpGuard"]):
         self.folder = folder
         self.new_folder = not folder.path.exists()
         self.new_store = not folder.store_path.exists()
+        # The parents that do not exist yet either (``runs/`` of a default --out): made by the
+        # set-up too, so removed with it when they are still empty.
+        absolute = folder.path.absolute()
+        self.new_parents = [p for p in absolute.parents if not p.exists()]
         self.armed = True
 
     def disarm(self) -> None:
@@ -153,6 +157,9 @@ class _SetUpGuard(contextlib.AbstractContextManager["_SetUpGuard"]):
             return
         if self.new_folder:
             shutil.rmtree(self.folder.path, ignore_errors=True)
+            for parent in self.new_parents:  # innermost first; one that is not empty stays
+                with contextlib.suppress(OSError):
+                    parent.rmdir()
         elif self.new_store:
             for suffix in ("", "-wal", "-shm"):
                 Path(str(self.folder.store_path) + suffix).unlink(missing_ok=True)

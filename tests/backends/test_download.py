@@ -4,15 +4,12 @@ tampered files without leaving anything behind, the NAS-Bench-201 join and its u
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
-import http.server
 import io
 import pickle
 import re
 import shutil
 import socket
-import threading
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +27,7 @@ from nas_gym.backends.tables.nb201 import NB201_FILE, load_nb201_table
 from nas_gym.backends.tables.nb201_join import SourceError, UnsafeFrameError, join_nb201, read_frame
 from nas_gym.backends.tables.reader import TableNotFoundError, clear_table_cache
 from nas_gym.experiments import cli
+from tests.helpers.mirror import environment, link_mirror, serve
 
 CIFAR_FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]
 ALL_FILES = sorted(
@@ -46,49 +44,6 @@ def listing(folder: Path) -> list[str]:
 
 def files_under(folder: Path) -> list[str]:
     return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
-
-
-@contextlib.contextmanager
-def serve(folder: Path) -> Iterator[SimpleNamespace]:
-    """A static HTTP server for ``folder`` on 127.0.0.1 (a free port), in a thread; records paths."""
-    requests: list[str] = []
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def do_GET(self) -> None:
-            requests.append(self.path)
-            super().do_GET()
-
-        def log_message(self, *args: object) -> None:  # keep the test output clean
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=folder))
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield SimpleNamespace(url=f"http://127.0.0.1:{server.server_port}", requests=requests)
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-@contextlib.contextmanager
-def environment(**values: str) -> Iterator[None]:
-    """Environment variables for one block; proxies never apply to the loopback server."""
-    with pytest.MonkeyPatch.context() as mp:
-        for key in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-            mp.delenv(key, raising=False)
-        mp.setenv("no_proxy", "127.0.0.1")
-        for key, value in values.items():
-            mp.setenv(key, value)
-        yield
-
-
-def link_mirror(source: Path, mirror: Path, relatives: list[str]) -> None:
-    """``mirror/<relative>`` -> ``source/<relative>`` for each file (symlinks: nothing is copied)."""
-    for relative in relatives:
-        target = mirror / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.symlink_to(source / relative)
 
 
 def tamper(source: Path, mirror: Path, relative: str) -> None:

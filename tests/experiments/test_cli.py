@@ -108,6 +108,87 @@ def test_out_that_is_a_file_exits_2(tmp_path: Path, capsys) -> None:
         assert err.strip().endswith(f"expected --out to name a folder, got the file {path}")
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["search", "--env", "NASCifar-v0", "--agent", "random", "--episodes", "2", "--budget", "nope"],
+        [
+            "search",
+            "--env",
+            "NASCifar-v0",
+            "--agent",
+            "random",
+            "--episodes",
+            "2",
+            "--budget",
+            '{"epochs": 0}',
+        ],
+        [*SEARCH, "--dataset", "nope"],
+        [*SEARCH, "--tensorboard", "notes.txt"],
+        SEARCH[:-2],
+        [*COMPARE, "--dataset", "nope"],
+        [
+            "compare",
+            "--env",
+            "NASCifar-v0",
+            "--agents",
+            "random",
+            "--seeds",
+            "1",
+            "--episodes",
+            "1",
+            "--budget",
+            "x",
+        ],
+        ["train", "--arch", "k3-relu-max", "--budget", "nope"],
+        ["train", "--arch", "k9-relu-max"],
+        [*SEARCH, "--executor", "dask"],
+    ],
+)
+def test_refused_commands_leave_no_folder(tmp_path: Path, monkeypatch, capsys, args: list[str]) -> None:
+    # Without --out a run goes to runs/<env>-<agent>-<time>/: neither it nor runs/ may stay behind.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("a file where a folder is expected")
+    assert main(args) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_an_os_error_is_one_line_with_the_path_and_the_fix(tmp_path: Path, capsys) -> None:
+    (tmp_path / "file").write_text("x")
+    out = tmp_path / "file" / "run"
+    assert main([*SEARCH, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert "Not a directory" in err and str(tmp_path / "file") in err and "pass another path" in err
+    assert "[Errno" not in err
+
+
+def test_a_permission_error_names_the_path(tmp_path: Path, monkeypatch, capsys) -> None:
+    from nas_gym.experiments.folder import RunFolder
+
+    def refuse(self, config) -> None:
+        raise PermissionError(13, "Permission denied", str(self.path / CONFIG))
+
+    monkeypatch.setattr(RunFolder, "write_config", refuse)
+    assert main([*SEARCH, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        err == f"nas-gym: error: Permission denied: {tmp_path / 'run' / CONFIG}: pass a path you may write to"
+    )
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_os_error_without_a_path_is_its_message(tmp_path: Path, monkeypatch, capsys) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise ConnectionError("Failed to connect to the cluster at 127.0.0.1:6379")
+
+    monkeypatch.setattr(runs, "run_search", refuse)
+    assert main([*SEARCH, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "nas-gym: error: Failed to connect to the cluster at 127.0.0.1:6379"
+
+
 # ---------------------------------------------------------------------------------------- bugs
 def _raise_type_error(*args: Any, **kwargs: Any) -> Any:
     raise TypeError("unsupported operand type(s) for +: 'int' and 'str'")

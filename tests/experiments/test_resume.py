@@ -138,3 +138,106 @@ def test_foreign_checkpoint_is_refused(tmp_path: Path, hash_env: CountingHash) -
     with pytest.raises(RunFolderError, match="does not load safely"):
         run_search(_config(4), out, resume=True)
     assert not (tmp_path / "pwned").exists()
+
+
+# ---------------------------------------------------------------------------------------- torn tails
+def _uninterrupted(tmp_path: Path, episodes: int, agent: str) -> list[str]:
+    run_search(_config(episodes, agent), tmp_path / "uninterrupted")
+    return [r["arch"] for r in RunFolder(tmp_path / "uninterrupted").read_history()]
+
+
+def _lose_history_lines(out: Path, keep: int) -> None:
+    lines = (out / HISTORY).read_bytes().splitlines(keepends=True)
+    (out / HISTORY).write_bytes(b"".join(lines[:keep]))
+
+
+@pytest.mark.parametrize("agent", ["evolution", "reinforce"])
+def test_a_history_that_lost_whole_lines_resumes_from_the_checkpoint(
+    tmp_path: Path, hash_env: CountingHash, agent: str
+) -> None:
+    # The history lost its last line whole (not torn) after the checkpoint of episode 10 was
+    # written: the run goes on, with episode 10 restored from the checkpoint's tail.
+    out = tmp_path / "run"
+    run_search(_config(10, agent), out)
+    _lose_history_lines(out, keep=9)
+    trained = len(hash_env.calls)
+    with pytest.warns(RuntimeWarning, match="restored 1 episodes the history had lost"):
+        summary = run_search(_config(14, agent), out, resume=True)
+    assert summary["episodes"] == 14
+    resumed = RunFolder(out).read_history()
+    assert [r["episode"] for r in resumed] == list(range(14))
+    assert len(hash_env.calls) == len(set(hash_env.calls)), "an architecture was evaluated twice"
+    assert len(hash_env.calls) - trained <= 4  # only the four new episodes could train
+    assert [r["arch"] for r in resumed] == _uninterrupted(tmp_path, 14, agent)
+
+
+def test_a_history_shorter_than_the_checkpoint_tail_replays_from_the_store(
+    tmp_path: Path, hash_env: CountingHash
+) -> None:
+    # More lines lost than the checkpoint carries: the agent starts afresh and replays every
+    # episode, each evaluation coming back from the store.
+    from nas_gym.experiments.folder import CHECKPOINT_TAIL
+
+    episodes = CHECKPOINT_TAIL + 8
+    out = tmp_path / "run"
+    run_search(_config(episodes, "evolution"), out)
+    _lose_history_lines(out, keep=3)
+    trained = list(hash_env.calls)
+    with pytest.warns(RuntimeWarning, match="replaying every episode from the store"):
+        summary = run_search(_config(episodes + 5, "evolution"), out, resume=True)
+    assert summary["episodes"] == episodes + 5
+    assert hash_env.calls[: len(trained)] == trained
+    assert len(hash_env.calls) == len(set(hash_env.calls)), "an architecture was evaluated twice"
+    resumed = RunFolder(out).read_history()
+    assert [r["arch"] for r in resumed] == _uninterrupted(tmp_path, episodes + 5, "evolution")
+    assert sum(r["cached"] for r in resumed[:episodes]) == episodes
+
+
+def test_a_missing_checkpoint_replays_the_history_from_the_store(
+    tmp_path: Path, hash_env: CountingHash
+) -> None:
+    out = tmp_path / "run"
+    run_search(_config(8, "reinforce"), out)
+    (out / CHECKPOINT).unlink()
+    trained = len(hash_env.calls)
+    with pytest.warns(RuntimeWarning, match="no checkpoint: replaying the 8 recorded episodes"):
+        run_search(_config(11, "reinforce"), out, resume=True)
+    resumed = RunFolder(out).read_history()
+    assert [r["episode"] for r in resumed] == list(range(11))
+    assert len(hash_env.calls) - trained <= 3
+    assert len(hash_env.calls) == len(set(hash_env.calls)), "an architecture was evaluated twice"
+    assert [r["arch"] for r in resumed] == _uninterrupted(tmp_path, 11, "reinforce")
+
+
+def test_a_history_ahead_of_the_checkpoint_replays_the_later_episodes(
+    tmp_path: Path, hash_env: CountingHash
+) -> None:
+    # A crash between appending episode 9 and writing its checkpoint: the checkpoint is of
+    # episode 8, and episode 9 is replayed from the store rather than trained again.
+    out = tmp_path / "run"
+    run_search(_config(8, "evolution"), out)
+    stale = (out / CHECKPOINT).read_bytes()
+    run_search(_config(9, "evolution"), out, resume=True)
+    (out / CHECKPOINT).write_bytes(stale)
+    trained = len(hash_env.calls)
+    with pytest.warns(RuntimeWarning, match="replaying 1 episodes recorded after the checkpoint"):
+        run_search(_config(12, "evolution"), out, resume=True)
+    resumed = RunFolder(out).read_history()
+    assert [r["episode"] for r in resumed] == list(range(12))
+    assert resumed[8]["cached"]
+    assert len(hash_env.calls) - trained <= 3
+    assert [r["arch"] for r in resumed] == _uninterrupted(tmp_path, 12, "evolution")
+
+
+def test_the_command_line_resumes_a_history_that_lost_its_last_line(
+    tmp_path: Path, data_dir: Path, capsys
+) -> None:
+    from nas_gym.experiments.cli import main
+
+    out = tmp_path / "run"
+    base = ["search", "--env", "NASBench201-v0", "--agent", "evolution", "--seed", "0", "--out", str(out)]
+    assert main([*base, "--episodes", "10"]) == 0
+    _lose_history_lines(out, keep=9)
+    assert main([*base, "--episodes", "12", "--resume"]) == 0
+    assert len(RunFolder(out).read_history()) == 12
+    assert "restored 1 episodes" in capsys.readouterr().err
