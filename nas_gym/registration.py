@@ -22,7 +22,8 @@ MAX_EPISODE_STEPS = 1_000
 """The ``max_episode_steps`` of every registered id."""
 
 _SPECS = {
-    # (entry point, vector entry point, nondeterministic); GPU training is not bit-reproducible.
+    # (entry point, vector entry point, nondeterministic); GPU training is not bit-reproducible
+    # unless its speed options set deterministic=True.
     "NASCifar-v0": ("nas_gym.envs.cifar:NASCifarEnv", "nas_gym.envs.vector:make_cifar_vector_env", True),
     "NASBench201-v0": (
         "nas_gym.envs.tables:NASBench201Env",

@@ -12,7 +12,12 @@ order of floating-point reductions, and so the last digits of a result; it is th
 trainer's fingerprint, and results agree across executors only for the same count.
 
 **GPUs.** Evaluation worker ``i`` takes GPU ``i % n`` of the ``n`` visible ones
-(:func:`assign_device`); :func:`worker_index` tells a process which worker it is.
+(:func:`assign_device`); :func:`worker_index` tells a process which worker it is. An executor that
+knows the device of a task better (a Ray task's GPU) names it in :data:`DEVICE_ENV` while the task
+runs (:func:`assigned_device`), and ``"auto"`` follows it. The device type of ``"auto"`` is asked
+through NVML, and an explicit ``"cuda"`` is checked only where the evaluation runs
+(:func:`resolve_device`): a parent process that builds an evaluator never initialises CUDA, so the
+workers it forks afterwards (Gymnasium's ``AsyncVectorEnv``) can still use it.
 """
 
 from __future__ import annotations
@@ -34,6 +39,11 @@ WORKER_INDEX_ENV = "NAS_GYM_WORKER_INDEX"
 """Environment variable holding the index of an evaluation worker process; :func:`worker_index`
 reads it. The process executor sets it in its workers; set it yourself in workers that you start
 another way."""
+
+DEVICE_ENV = "NAS_GYM_DEVICE"
+"""Environment variable naming the device (``"cpu"``, ``"cuda:N"``) that an executor assigned to
+the task running in this process; ``device="auto"`` (and a bare ``"cuda"``) follow it. The Ray
+executor sets it for each task from the GPUs Ray gave the task (:func:`assigned_device`)."""
 
 # Gymnasium's AsyncVectorEnv names its workers "Worker<AsyncVectorEnv>-{index}".
 _GYMNASIUM_WORKER_NAME = re.compile(r"^Worker<[^>]*>-(\d+)$")
@@ -138,22 +148,61 @@ def assign_device(worker_index: int) -> str:
 
 
 def auto_device() -> str:
-    """What ``device="auto"`` means in this process: :func:`assign_device` of
-    :func:`worker_index` (``"cuda:0"`` or ``"cpu"`` outside worker processes).
+    """What ``device="auto"`` means in this process: the device an executor assigned to the
+    running task (:data:`DEVICE_ENV`: a Ray task's GPU, or ``"cpu"`` for a task that reserved
+    none), else :func:`assign_device` of :func:`worker_index` (``"cuda:0"`` or ``"cpu"`` outside
+    worker processes).
 
     Call it where the evaluation runs (in the worker), not where the evaluator is built: a
-    vector env or an executor builds the evaluator once and ships it to every worker. In a Ray
-    task, Ray makes only the task's own GPUs visible, so ``"cuda:0"`` is the task's GPU.
+    vector env or an executor builds the evaluator once and ships it to every worker.
     """
+    assigned = os.environ.get(DEVICE_ENV)
+    if assigned:
+        text = device_text(assigned)
+        if text != "auto":
+            return text
     index = worker_index()
     return assign_device(0 if index is None else index)
 
 
-def default_workers() -> int:
-    """The default number of concurrent evaluations on this machine: one per visible CUDA
-    device when there are any, else one per CPU core this process may use."""
+@contextlib.contextmanager
+def assigned_device(device: str) -> Iterator[None]:
+    """Inside the block, ``device="auto"`` means ``device`` (``"cpu"`` or ``"cuda:N"``) in this
+    process: an executor wraps each task in it with the device it reserved for the task. Restores
+    :data:`DEVICE_ENV` afterwards (a worker process runs many tasks)."""
+    text = device_text(device)
+    if text == "auto":
+        raise ValueError(f"expected an assigned device 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    previous = os.environ.get(DEVICE_ENV)
+    os.environ[DEVICE_ENV] = text
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(DEVICE_ENV, None)
+        else:
+            os.environ[DEVICE_ENV] = previous
+
+
+def visible_cuda_devices() -> list[str]:
+    """The CUDA devices this process may use, as the names ``CUDA_VISIBLE_DEVICES`` takes: its own
+    entries when it is set (indices, ``GPU-<uuid>`` or MIG names), else ``"0"``..``"n-1"``;
+    counted without initialising CUDA (:func:`cuda_device_count`). A worker process whose
+    ``CUDA_VISIBLE_DEVICES`` is one of them sees only that GPU, as ``cuda:0``."""
+    count = cuda_device_count()
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is None:
+        return [str(i) for i in range(count)]
+    return [name.strip() for name in listed.split(",") if name.strip()][:count]
+
+
+def default_workers(per_gpu: int = 1) -> int:
+    """The default number of concurrent evaluations on this machine: ``per_gpu`` per visible CUDA
+    device when there are any, else one per CPU core this process may use (``per_gpu`` then
+    changes nothing)."""
+    check_int(per_gpu, "per_gpu", minimum=1)
     gpus = cuda_device_count()
-    return gpus if gpus > 0 else cpu_count()
+    return gpus * per_gpu if gpus > 0 else cpu_count()
 
 
 def device_text(device: object) -> str:
@@ -172,34 +221,44 @@ def auto_device_type() -> str:
 
 
 def device_type_of(device: object) -> str:
-    """The device type (``"cpu"`` or ``"cuda"``) that ``device`` trains on, checked without
-    initialising CUDA in this process (GPUs are counted through NVML): a parent process that
-    builds a trainer for ``device="cuda"`` can still fork workers that use CUDA. Raises
-    ``ValueError`` for a bad name, a CUDA device on a machine without one, or an index past the
-    last GPU."""
+    """The device type (``"cpu"`` or ``"cuda"``) that ``device`` trains on, without initialising
+    CUDA in this process: a parent process that builds a trainer for ``device="cuda"`` can still
+    fork workers that use CUDA.
+
+    ``"auto"`` counts the GPUs through NVML (:func:`auto_device_type`). An explicit ``"cuda"`` or
+    ``"cuda:N"`` is taken at its word: whether the device exists is checked where the evaluation
+    runs (:func:`resolve_device`), which is also the only place that knows (a Ray driver on a
+    head node without GPUs sends its evaluations to GPU workers). Raises ``ValueError`` for a bad
+    name, and for a CUDA device with a torch built without CUDA (that cannot change anywhere)."""
     text = device_text(device)
     if text == "auto":
         return auto_device_type()
     if text == "cpu":
         return "cpu"
-    count = cuda_device_count()
-    if count == 0:
-        raise ValueError(f"expected a CUDA device to be available for device={text!r}, got none")
-    index = int(text.partition(":")[2] or 0)
-    if index >= count:
-        raise ValueError(f"expected a CUDA device index in 0..{count - 1} for device={text!r}, got {index}")
+    import torch
+
+    if not torch.backends.cuda.is_built():
+        raise ValueError(
+            f"expected a CUDA device to be available for device={text!r}, got a torch "
+            f"{torch.__version__} built without CUDA"
+        )
     return "cuda"
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``"auto"`` (:func:`auto_device`), ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` as a checked
     ``torch.device``; raises ``ValueError`` for anything else or a CUDA device that is not there.
-    Call it where the evaluation runs: for CUDA it initialises the runtime."""
+    A bare ``"cuda"`` is the CUDA device an executor assigned to this task (:data:`DEVICE_ENV`),
+    else the current one. Call it where the evaluation runs: for CUDA it initialises the runtime.
+    Inside a process executor's worker, only the worker's own GPU is visible, as ``cuda:0``."""
     import torch
 
     text = device_text(device)
     if text == "auto":
         return torch.device(auto_device())
+    assigned = os.environ.get(DEVICE_ENV, "")
+    if text == "cuda" and assigned.startswith("cuda"):
+        text = device_text(assigned)
     resolved = torch.device(text)
     if resolved.type == "cuda":
         if not torch.cuda.is_available():
@@ -210,3 +269,20 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
                 f"expected a CUDA device index in 0..{count - 1} for device={text!r}, got {resolved.index}"
             )
     return resolved
+
+
+# ---------------------------------------------------------------------------------------- memory
+def free_accelerator_memory() -> None:
+    """Give back what a failed evaluation held: Python's reference cycles first (tensors that only
+    a cycle keeps alive), then the blocks that torch's CUDA caching allocator keeps for reuse.
+
+    Call it after the ``except`` block that caught the failure, not inside it: until the block
+    ends, the traceback keeps every frame of the failed call alive, and with them its tensors.
+    CUDA is left alone in a process where it never started (nothing to free, and starting it
+    here would break processes forked later)."""
+    import gc
+
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()

@@ -49,3 +49,14 @@ def is_sticky_cuda_error(exc: BaseException) -> bool:
     """Whether ``exc`` is a CUDA error that leaves the process's CUDA context unusable."""
     text = str(exc)
     return isinstance(exc, RuntimeError) and "CUDA" in text and any(m in text for m in _STICKY_CUDA_MESSAGES)
+
+
+class StickyCudaError(RuntimeError):
+    """A CUDA error after which this process can no longer use its GPU (see
+    :func:`is_sticky_cuda_error`): every later CUDA call fails too, so the process must be
+    replaced, not retried.
+
+    The CIFAR-10 trainer raises it (chained to the original error) instead of returning a status.
+    An evaluation runner records it as status ``failed`` with an ``error`` that starts with
+    ``"StickyCudaError: "``; that prefix is the marker by which an executor knows to retire the
+    worker process that returned it."""

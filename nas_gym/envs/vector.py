@@ -126,7 +126,7 @@ class NASVectorEnv(VectorEnv):
         executor: str | Executor | ExecutorSpec = "serial",
         workers: int | None = None,
         ray_address: str | None = None,
-        num_gpus: float = 0.0,
+        num_gpus: float | None = None,
         max_episode_steps: int | None = None,
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
         **env_kwargs: Any,
@@ -139,7 +139,7 @@ class NASVectorEnv(VectorEnv):
             raise ValueError(f"expected autoreset_mode in {modes}, got {autoreset_mode!r}")
         self.autoreset_mode = AutoresetMode(mode)
         if isinstance(executor, Executor):
-            if workers is not None or ray_address is not None or num_gpus != 0.0:
+            if workers is not None or ray_address is not None or num_gpus is not None:
                 raise ValueError(
                     "expected workers, ray_address and num_gpus only with an executor name; got them "
                     f"with the executor {executor!r}: give them to the executor instead"

@@ -4,14 +4,13 @@ itself, and the mapping of exceptions to a failure status."""
 from __future__ import annotations
 
 import functools
-import gc
 import os
-import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from nas_gym.core.devices import free_accelerator_memory
 from nas_gym.core.errors import is_out_of_memory
 from nas_gym.evaluation.metrics import failure_metrics, normalize_metrics
 from nas_gym.evaluation.store import EvaluationStore
@@ -58,13 +57,6 @@ def evaluator_fingerprint(evaluator: Evaluator) -> str:
     """
     fingerprint = declared_fingerprint(evaluator)
     return fingerprint if fingerprint is not None else _qualified_name(evaluator)
-
-
-def _free_accelerator_memory() -> None:
-    gc.collect()
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 class EvaluationRunner:
@@ -190,14 +182,16 @@ class EvaluationRunner:
             raw = evaluator(arch)
         except Exception as exc:  # noqa: BLE001 - any trainer failure must not end the search
             seconds = time.perf_counter() - start
-            if is_out_of_memory(exc):
-                _free_accelerator_memory()
-                return failure_metrics("oom", f"{type(exc).__name__}: {exc}", seconds)
-            warnings.warn(
-                f"evaluation of {arch!r} failed with {type(exc).__name__}: {exc}; "
-                "recorded with status 'failed'",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            return failure_metrics("failed", f"{type(exc).__name__}: {exc}", seconds)
-        return normalize_metrics(raw, time.perf_counter() - start)
+            error = f"{type(exc).__name__}: {exc}"
+            if not is_out_of_memory(exc):
+                warnings.warn(
+                    f"evaluation of {arch!r} failed with {error}; recorded with status 'failed'",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+                return failure_metrics("failed", error, seconds)
+        else:
+            return normalize_metrics(raw, time.perf_counter() - start)
+        # Outside the except block: the traceback, and the tensors its frames hold, are gone.
+        free_accelerator_memory()
+        return failure_metrics("oom", error, seconds)

@@ -7,20 +7,22 @@ the search runs of ``nas-gym compare``.
 
 - :class:`SerialExecutor`: one after another, in this process.
 - :class:`ProcessExecutor`: a pool of worker processes (``spawn``, so CUDA is safe), each pinned
-  to one GPU when there are several, each with its share of the CPU cores.
+  to one GPU when there are any (``per_gpu`` workers per GPU), each with its share of the CPU
+  cores.
 - :class:`~nas_gym.parallel.ray.RayExecutor`: Ray tasks, on a local instance bound to loopback or
   on an existing cluster (``pip install "nas-gym[ray]"``).
 
 A worker process that dies during a task (killed, segfault) is retried once; a task whose worker
 died on every attempt is handed to ``on_death`` (an evaluation becomes status ``failed``), or
-raises :class:`WorkerDiedError` when there is none.
+raises :class:`WorkerDiedError` when there is none. A worker whose CUDA context a sticky CUDA
+error broke is retired (:mod:`nas_gym.parallel.workers`): the evaluation that met the error is
+``failed``, and later tasks run on fresh workers.
 """
 
 from __future__ import annotations
 
 import functools
 import multiprocessing
-import os
 import pickle
 import time
 import warnings
@@ -34,10 +36,17 @@ from types import TracebackType
 from typing import Any, ClassVar, TypeVar
 
 from nas_gym.core.checks import check_int
-from nas_gym.core.devices import WORKER_INDEX_ENV, default_threads, default_workers, share_threads
+from nas_gym.core.devices import default_threads, default_workers, visible_cuda_devices
 from nas_gym.core.errors import did_you_mean
 from nas_gym.evaluation.metrics import failure_metrics
 from nas_gym.evaluation.runner import EvaluationRunner, Evaluator
+from nas_gym.parallel.workers import (
+    Refused,
+    Retired,
+    StickyCudaGuard,
+    init_process_worker,
+    run_in_process_worker,
+)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -50,7 +59,7 @@ worker died on every attempt (``out_of_memory``: killed by a memory monitor)."""
 
 EXECUTORS: dict[str, str] = {
     "serial": "one task after another, in this process",
-    "processes": "a pool of worker processes on this machine, one GPU each when there are several",
+    "processes": "a pool of worker processes on this machine, each pinned to one GPU when there are any",
     "ray": 'Ray tasks on a local Ray instance or an existing cluster (pip install "nas-gym[ray]")',
 }
 """The executor names, with a one-line description of each."""
@@ -141,10 +150,11 @@ class Executor(ABC):
         """The complete metrics of ``evaluator(arch)`` for each of ``archs``, in order: each
         evaluation runs through :meth:`EvaluationRunner.run_evaluator
         <nas_gym.evaluation.runner.EvaluationRunner.run_evaluator>` in its worker, so a raising
-        evaluator gives status ``failed`` (``oom`` when out of memory), and a dead worker too."""
+        evaluator gives status ``failed`` (``oom`` when out of memory), and a dead worker too.
+        A sticky CUDA error retires the worker it broke (:class:`StickyCudaGuard`)."""
         if archs:
             self.check_callable(evaluator)
-        task = functools.partial(EvaluationRunner.run_evaluator, evaluator)
+        task = functools.partial(EvaluationRunner.run_evaluator, StickyCudaGuard(evaluator))
         return self.map(task, archs, on_death=died_metrics)
 
     def __enter__(self) -> Executor:
@@ -200,56 +210,34 @@ class SerialExecutor(Executor):
 
 
 # ---------------------------------------------------------------------------------------- processes
-# Set in each worker process of a ProcessExecutor by _init_process_worker.
-_worker_slot: int | None = None
-_in_flight: Any = None
-
-
-def _init_process_worker(counter: Any, in_flight: Any, threads: int) -> None:
-    """Initializer of a :class:`ProcessExecutor` worker: its slot (index), hence its GPU, and its
-    share of the CPU threads."""
-    global _worker_slot, _in_flight
-    with counter.get_lock():
-        slot = counter.value
-        counter.value += 1
-    _worker_slot, _in_flight = slot, in_flight
-    os.environ[WORKER_INDEX_ENV] = str(slot)
-    share_threads(threads)
-
-
-def _run_in_process_worker(fn: Callable[[Any], Any], item: Any, task: int) -> Any:
-    """One task in a :class:`ProcessExecutor` worker. While it runs, the worker's slot names the
-    task, so the parent knows which tasks a dead worker pool was running."""
-    slot = _worker_slot
-    if slot is not None and slot < len(_in_flight):
-        _in_flight[slot] = task
-    try:
-        return fn(item)
-    finally:
-        if slot is not None and slot < len(_in_flight):
-            _in_flight[slot] = -1
-
-
 class ProcessExecutor(Executor):
     """Tasks in a pool of worker processes on this machine
     (:class:`concurrent.futures.ProcessPoolExecutor`).
 
     Workers start with the ``spawn`` method by default: a forked child of a process that has used
-    CUDA cannot use CUDA. Worker ``i`` gets :data:`~nas_gym.core.devices.WORKER_INDEX_ENV` ``= i``,
-    so a trainer whose device is ``"auto"`` runs on GPU ``i % n`` of the ``n`` visible ones; each
-    worker gets ``threads`` CPU threads (``OMP_NUM_THREADS``, unless already set). ``fn`` and the
-    items are pickled: ``fn`` must be defined at module level (not a lambda).
+    CUDA cannot use CUDA. Worker ``i`` gets :data:`~nas_gym.core.devices.WORKER_INDEX_ENV` ``= i``
+    and, when this process sees ``n`` GPUs, ``CUDA_VISIBLE_DEVICES`` set to the ``i % n``-th of
+    them before CUDA starts there: it sees that GPU only, as ``cuda:0`` (what ``device="auto"``
+    and ``"cuda"`` then mean), so no evaluation lands on another worker's GPU. Each worker gets
+    ``threads`` CPU threads (``OMP_NUM_THREADS``, unless already set). ``fn`` and the items are
+    pickled: ``fn`` must be defined at module level (not a lambda).
 
     A worker that dies during a task breaks the whole pool: the pool restarts, the tasks that had
     not started go again, and those that were running get ``max_retries`` retries, each alone in
-    the pool so that a task that kills its worker every time cannot take others down with it.
+    the pool so that a task that kills its worker every time cannot take others down with it. A
+    worker that a sticky CUDA error broke refuses further tasks; once the running tasks are done,
+    the pool restarts and the refused tasks run on fresh workers (:attr:`retired`).
 
     Args:
-        workers: worker processes (default :func:`~nas_gym.core.devices.default_workers`).
+        workers: worker processes (default :func:`~nas_gym.core.devices.default_workers`: one per
+            GPU, else one per CPU core).
         threads: CPU threads per worker (default: the cores of this process divided among the
             workers, at least 1).
         mp_context: start method name or a ``multiprocessing`` context.
         max_retries: further attempts of a task whose worker died.
+        per_gpu: workers per GPU instead of one, for evaluations that leave a GPU half idle
+            (small networks): ``GPUs x per_gpu`` workers, each with its share of the cores.
+            Without GPUs it changes nothing (one worker per core). Not with ``workers``.
     """
 
     name = "processes"
@@ -260,8 +248,16 @@ class ProcessExecutor(Executor):
         threads: int | None = None,
         mp_context: str | BaseContext = "spawn",
         max_retries: int = 1,
+        per_gpu: int | None = None,
     ):
-        self._workers = check_int(workers, "workers", minimum=1, none_ok=True) or default_workers()
+        check_int(workers, "workers", minimum=1, none_ok=True)
+        self.per_gpu = check_int(per_gpu, "per_gpu", minimum=1, none_ok=True)
+        if workers is not None and per_gpu is not None:
+            raise ValueError(
+                f"expected either workers or per_gpu (workers per GPU), got workers={workers} and "
+                f"per_gpu={per_gpu}"
+            )
+        self._workers = workers or default_workers(per_gpu or 1)
         self._threads = check_int(threads, "threads", minimum=1, none_ok=True) or default_threads(
             self._workers
         )
@@ -280,6 +276,8 @@ class ProcessExecutor(Executor):
         self._closed = False
         self.restarts = 0
         """How many times a dead worker made the pool restart."""
+        self.retired = 0
+        """How many times a worker broken by a sticky CUDA error made the pool restart."""
 
     @property
     def workers(self) -> int:
@@ -303,8 +301,9 @@ class ProcessExecutor(Executor):
             self._pool = ProcessPoolExecutor(
                 max_workers=self._workers,
                 mp_context=self._context,
-                initializer=_init_process_worker,
-                initargs=(counter, self._in_flight, self._threads),
+                initializer=init_process_worker,
+                # The GPUs are counted here through NVML, so this process can still fork.
+                initargs=(counter, self._in_flight, self._threads, visible_cuda_devices()),
             )
         return self._pool
 
@@ -321,17 +320,20 @@ class ProcessExecutor(Executor):
         results: list[Any],
         done: list[bool],
         on_result: OnResult | None,
-    ) -> tuple[list[int], set[int], str]:
+    ) -> tuple[list[int], set[int], str, list[int]]:
         """Run ``batch`` (indices into ``items``) concurrently and fill ``results``.
 
         Returns the indices left without a result because the pool broke, those of them that were
-        running at that moment, and the error; all empty when the pool held."""
+        running at that moment, and the error (all empty when the pool held), then the indices
+        that a worker broken by a sticky CUDA error refused (they did not run)."""
         pool = self._ensure_pool()
         futures: dict[Future[Any], int] = {}
         error = ""
+        refused: list[int] = []
+        retire = ""
         try:
             for i in batch:
-                futures[pool.submit(_run_in_process_worker, fn, items[i], i)] = i
+                futures[pool.submit(run_in_process_worker, fn, items[i], i)] = i
         except BrokenProcessPool as exc:  # a worker died while the batch was being submitted
             error = f"{type(exc).__name__}: {exc}"
         pending = set(futures)
@@ -341,27 +343,47 @@ class ProcessExecutor(Executor):
                 for future in finished:
                     i = futures[future]
                     try:
-                        results[i] = future.result()
+                        result = future.result()
                     except BrokenProcessPool as exc:
                         error = f"{type(exc).__name__}: {exc}"
                         continue
-                    done[i] = True
+                    if isinstance(result, Refused):
+                        refused.append(i)
+                        retire = retire or result.error
+                        continue
+                    if isinstance(result, Retired):
+                        result, retire = result.result, result.error
+                    results[i], done[i] = result, True
                     if on_result is not None:
                         on_result(i, results[i])
         except BaseException:
             # A task that raised, or an interrupt: nothing of the batch is worth waiting for; the
-            # tasks already running end on their own.
+            # tasks already running end on their own. A worker that the error broke goes too.
             self._discard_pool(wait=False)
             raise
+        if retire:
+            self._retire_pool(retire)
         if not error:
-            return [], set(), ""
+            return [], set(), "", refused
         # Shut the broken pool down first: its workers are then all stopped, so the slots of the
         # shared array show what each was running when the pool broke.
         self._discard_pool()
         self.restarts += 1
         running = {int(task) for task in self._in_flight[:] if task >= 0}
-        unfinished = [i for i in batch if not done[i]]
-        return unfinished, running.intersection(unfinished), error
+        unfinished = [i for i in batch if not done[i] and i not in refused]
+        return unfinished, running.intersection(unfinished), error, refused
+
+    def _retire_pool(self, error: str) -> None:
+        """Replace the workers after a sticky CUDA error broke one: the healthy ones are idle by
+        now, and ProcessPoolExecutor cannot replace a single worker."""
+        warnings.warn(
+            f"a worker process met a CUDA error that leaves its GPU unusable ({error}); its "
+            "evaluation was recorded as failed and the next ones run on fresh worker processes",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+        self._discard_pool()
+        self.retired += 1
 
     def map(
         self,
@@ -385,7 +407,8 @@ class ProcessExecutor(Executor):
             else:
                 batch = [retries.popleft()]
             start = time.perf_counter()
-            unfinished, running, error = self._run_round(fn, items, batch, results, done, on_result)
+            unfinished, running, error, refused = self._run_round(fn, items, batch, results, done, on_result)
+            fresh.extend(refused)  # they never ran: no attempt of theirs is used up
             # A worker that died before it named its task (while unpickling it, say) leaves no
             # trace: then every unfinished task is a suspect.
             suspects = running or set(unfinished)

@@ -30,6 +30,16 @@ def test_resolve_budget_presets_dicts_and_instances() -> None:
     assert full.train_size == 45_000
 
 
+def test_gpu_budget_is_airbench_shaped_and_between_proxy_and_full() -> None:
+    gpu, proxy, full = BUDGETS["gpu"], BUDGETS["proxy"], BUDGETS["full"]
+    assert (gpu.epochs, gpu.train_size, gpu.val_size, gpu.batch_size) == (10, 45_000, 5_000, 1024)
+    assert not gpu.reduced and gpu.steps == 10 * (45_000 // 1024) == 430
+    # The peak step of proxy (lr per 256 images x batch / 256), not twice it.
+    assert gpu.lr * gpu.batch_size / 256 == proxy.lr * proxy.batch_size / 256 == 0.8
+    images = [b.epochs * b.train_size for b in (proxy, gpu, full)]
+    assert images == sorted(images) and len(set(images)) == 3
+
+
 def test_only_cpu_proxy_reduces_the_network_and_the_images() -> None:
     cpu_proxy = BUDGETS["cpu-proxy"]
     assert (cpu_proxy.width, cpu_proxy.cells, cpu_proxy.resolution) == (0.5, 1, 16)
@@ -137,14 +147,14 @@ def test_a_budget_built_directly_is_refused_below_the_minimum_steps() -> None:
 # ------------------------------------------------------------------------------------ "auto"
 def test_auto_budget_follows_the_device() -> None:
     assert resolve_budget("auto", "cpu") is BUDGETS["cpu-proxy"]
-    assert resolve_budget("auto", "cuda") is BUDGETS["proxy"]
+    assert resolve_budget("auto", "cuda") is BUDGETS["gpu"]
     assert resolve_budget("auto") is BUDGETS["cpu-proxy"]  # the device type defaults to the CPU
 
 
 @pytest.mark.parametrize(
     ("budget", "device_type", "name"),
     [
-        ("auto", "cuda", "proxy"),
+        ("auto", "cuda", "gpu"),
         ("auto", "cpu", "cpu-proxy"),
         ("smoke", "cuda", "smoke"),
         ({"epochs": 2}, "cpu", None),
@@ -165,7 +175,7 @@ def test_budget_name_resolves_auto_only(budget, device_type: str, name: str | No
         (
             {"base": "auto"},
             ValueError,
-            r"expected budget 'base' in \['cpu-proxy', 'full', 'proxy', 'smoke'\]",
+            r"expected budget 'base' in \['cpu-proxy', 'full', 'gpu', 'proxy', 'smoke'\]",
         ),
         ({"base": 3}, TypeError, r"expected budget 'base' as a name in .*, got 3$"),
         ({"train_size": 0}, ValueError, r"expected budget 'train_size' as a positive int, got 0"),

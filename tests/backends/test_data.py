@@ -26,6 +26,7 @@ from nas_gym.backends.cifar.data import (
     load_cifar10,
     split_on_device,
     train_val_split,
+    write_synthetic_cifar10,
 )
 
 
@@ -223,6 +224,22 @@ def test_valid_synthetic_batches_load(tmp_path):
     # Row layout: 1024 red values, then green, then blue, each a row-major 32x32 plane.
     assert np.array_equal(images[7, 1].ravel(), batch[b"data"][7, 1024:2048])
     assert labels.tolist() == batch[b"labels"]
+
+
+def test_synthetic_cifar10_loads_like_the_real_one_and_is_learnable(tmp_path):
+    """The stand-in of machines without the dataset: the real loader reads it, and its classes are
+    told apart by their mean image (a nearest-mean classifier), so training on it must learn."""
+    assert write_synthetic_cifar10(tmp_path) == tmp_path / CIFAR10_SUBDIR
+    images, labels = load_cifar10(tmp_path, split="train")
+    test_images, test_labels = load_cifar10(tmp_path, split="test")
+    assert images.shape == (50_000, 3, 32, 32) and test_images.shape == (10_000, 3, 32, 32)
+    assert images.dtype == np.uint8 and set(np.unique(labels)) == set(range(10))
+    means = np.stack([images[labels == c][:500].reshape(500, -1).mean(0) for c in range(10)])
+    probe = test_images[:1000].reshape(1000, 1, -1).astype(np.float32)
+    nearest = ((probe - means[None]) ** 2).sum(-1).argmin(1)
+    assert (nearest == test_labels[:1000]).mean() > 0.9
+    with pytest.raises(ValueError, match=r"expected seed as a non-negative int, got -1"):
+        write_synthetic_cifar10(tmp_path, seed=-1)
 
 
 # ------------------------------------------------------------------------------------ missing data

@@ -1,12 +1,15 @@
-"""Speed options of CIFAR-10 training: the per-device presets, the thread rule, and process
-settings that are put back after training."""
+"""Speed options of CIFAR-10 training: the per-device presets, the thread rule, determinism, and
+process settings that are put back after training."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 import torch
 
 from nas_gym.backends.cifar.speed import (
+    CUBLAS_WORKSPACE_CONFIG,
     SpeedOptions,
     autocast,
     resolve_speed,
@@ -39,6 +42,42 @@ def test_describe_leaves_the_thread_count_out() -> None:
     assert SpeedOptions(threads=1).describe() == SpeedOptions(threads=4).describe()
     assert SpeedOptions().describe() == "bf16=False,channels_last=False,cudnn_benchmark=False,compile=False"
     assert SpeedOptions(bf16=True).describe() != SpeedOptions().describe()
+
+
+def test_deterministic_is_named_only_when_set_so_older_store_keys_stay_valid() -> None:
+    assert "deterministic" not in SpeedOptions.fast("cpu").describe()
+    assert SpeedOptions(deterministic=True).describe().endswith(",compile=False,deterministic=True")
+
+
+def test_deterministic_presets_turn_autotuning_off() -> None:
+    assert SpeedOptions.fast("cuda", deterministic=True) == SpeedOptions(
+        bf16=True, channels_last=True, cudnn_benchmark=False, deterministic=True
+    )
+    assert SpeedOptions.fast("cpu", deterministic=True) == SpeedOptions(
+        channels_last=True, deterministic=True
+    )
+    with pytest.raises(
+        ValueError, match=r"expected cudnn_benchmark=False with deterministic=True.*got cudnn_benchmark=True"
+    ):
+        SpeedOptions(cudnn_benchmark=True, deterministic=True)
+
+
+def test_deterministic_settings_apply_for_the_block_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    cudnn = torch.backends.cudnn
+    before = (cudnn.benchmark, cudnn.deterministic, torch.are_deterministic_algorithms_enabled())
+    assert before[1:] == (False, False)
+    with pytest.raises(RuntimeError, match="inside"), speed_settings(SpeedOptions(deterministic=True)):
+        assert (cudnn.benchmark, cudnn.deterministic) == (False, True)
+        assert torch.are_deterministic_algorithms_enabled()
+        assert not torch.is_deterministic_algorithms_warn_only_enabled()  # refused, not warned about
+        raise RuntimeError("inside")
+    assert (cudnn.benchmark, cudnn.deterministic, torch.are_deterministic_algorithms_enabled()) == before
+    # cuBLAS reads its workspace setting once per process: it stays.
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == CUBLAS_WORKSPACE_CONFIG == ":4096:8"
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":16:8")
+    with speed_settings(SpeedOptions(deterministic=True)):
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":16:8"  # the user's own is kept
 
 
 def test_training_speed_decides_the_thread_count() -> None:

@@ -78,8 +78,8 @@ def test_auto_budget_follows_the_device_type(cifar_dir, monkeypatch):
     assert cpu.budget is BUDGETS["cpu-proxy"] and cpu.budget_name == cpu.fidelity == "cpu-proxy"
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     gpu = CifarTrainer("seed", device="auto", data_dir=cifar_dir)
-    assert gpu.budget is BUDGETS["proxy"] and gpu.budget_name == gpu.fidelity == "proxy"
-    assert "budget=(epochs=8,train_size=20000,val_size=5000,batch_size=512," in gpu.fingerprint
+    assert gpu.budget is BUDGETS["gpu"] and gpu.budget_name == gpu.fidelity == "gpu"
+    assert "budget=(epochs=10,train_size=45000,val_size=5000,batch_size=1024," in gpu.fingerprint
 
 
 def test_with_fidelity_and_with_threads_change_a_copy(cifar_dir):
@@ -92,7 +92,7 @@ def test_with_fidelity_and_with_threads_change_a_copy(cifar_dir):
     assert (trainer.budget, trainer.fidelity) == (BUDGETS["smoke"], "smoke")
     assert longer.fingerprint != trainer.fingerprint
     assert trainer.with_fidelity("auto").fidelity == "cpu-proxy"
-    assert trainer.fidelities == ("smoke", "cpu-proxy", "proxy", "full")
+    assert trainer.fidelities == ("smoke", "cpu-proxy", "proxy", "gpu", "full")
     one = trainer.with_threads(1)
     assert (one.threads, trainer.threads) == (1, default_threads())
     assert "threads=1 " in one.fingerprint and one.speed_options.channels_last

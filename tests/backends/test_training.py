@@ -4,6 +4,8 @@ seeding, the networks a budget builds, the loop, out-of-memory handling and ``to
 from __future__ import annotations
 
 import dataclasses
+import sys
+import weakref
 
 import pytest
 import torch
@@ -260,26 +262,37 @@ def test_accuracy_on_all_images_or_a_subset() -> None:
     "error",
     [
         torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
-        RuntimeError("CUDNN_STATUS_ALLOC_FAILED"),
+        RuntimeError("cuDNN error: CUDNN_STATUS_ALLOC_FAILED"),
+        RuntimeError("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`"),
+        RuntimeError("cuDNN error: CUDNN_STATUS_NOT_ENOUGH_WORKSPACE"),
         RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory"),
         MemoryError(),
     ],
-    ids=["cuda-oom", "cudnn", "cpu-allocator", "memory-error"],
+    ids=["cuda-oom", "cudnn", "cublas", "cudnn-workspace", "cpu-allocator", "memory-error"],
 )
 @pytest.mark.parametrize("test", [False, True])
 def test_out_of_memory_is_a_status(monkeypatch: pytest.MonkeyPatch, error: BaseException, test: bool) -> None:
-    freed: list[torch.device] = []
+    """Memory is freed after the except block: by then the failed call's frames, and the tensors
+    they held, are gone (inside it, the traceback keeps them alive)."""
+    held: list[weakref.ref] = []
+    freed: list[tuple] = []
 
     def out_of_memory(*args, **kwargs):
-        raise error
+        activations = torch.ones(8)
+        held.append(weakref.ref(activations))
+        # A new instance: the parametrized one would keep its last traceback, and the frames.
+        raise type(error)(*error.args)
+
+    def free() -> None:
+        freed.append((sys.exc_info()[0], held[0]()))
 
     monkeypatch.setattr(training, "_train", out_of_memory)
-    monkeypatch.setattr(training, "free_memory", freed.append)
+    monkeypatch.setattr(training, "free_accelerator_memory", free)
     metrics = train_network(SeedSpace(), THREE_LAYERS, FULL_SIZE, CPU, 0, REFERENCE, test=test)
     assert metrics["status"] == "oom" and metrics["error"].startswith(type(error).__name__)
     assert metrics["accuracy"] == 0.0 and metrics.get("test_accuracy") == (0.0 if test else None)
     assert (metrics["params"], metrics["flops"]) == architecture_cost(SeedSpace(), THREE_LAYERS)
-    assert metrics["train_seconds"] >= 0 and freed == [CPU]
+    assert metrics["train_seconds"] >= 0 and freed == [(None, None)]
 
 
 def test_other_errors_are_raised(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -295,10 +308,10 @@ def test_other_errors_are_raised(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_compiled_resets_dynamo_before_compiling(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
     monkeypatch.setattr(torch._dynamo, "reset", lambda: calls.append("reset"))
-    monkeypatch.setattr(torch, "compile", lambda model: calls.append("compile") or model)
+    monkeypatch.setattr(torch, "compile", lambda model, **options: calls.append(options) or model)
     model = nn.Linear(2, 2)
     assert compiled(model) is model
-    assert calls == ["reset", "compile"]
+    assert calls == ["reset", {"fullgraph": True}]
 
 
 ARCHS = [
@@ -328,7 +341,9 @@ def test_compile_keeps_compiling_past_the_recompile_limit(monkeypatch: pytest.Mo
         return graph.forward  # runs the captured graph as it is: no code generation, milliseconds
 
     real_compile = torch.compile
-    monkeypatch.setattr(torch, "compile", lambda model: real_compile(model, backend=counting_backend))
+    monkeypatch.setattr(
+        torch, "compile", lambda model, **options: real_compile(model, backend=counting_backend, **options)
+    )
     images, labels = _bright_or_dark()
     budget = dataclasses.replace(EIGHT_PIXELS, epochs=1)
     compiled_per_arch = []

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from nas_gym.core.devices import WORKER_INDEX_ENV
+from nas_gym.core.devices import DEVICE_ENV, WORKER_INDEX_ENV
 from tests.helpers.fakes import hash_accuracy
 
 ARCHS = [str(i) for i in range(6)]
@@ -59,3 +59,32 @@ def thread_settings(item: Any) -> tuple[int, str | None]:
 def without_seconds(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Metrics minus what depends on where they ran."""
     return [{k: v for k, v in r.items() if k not in ("train_seconds", "pid", "worker")} for r in results]
+
+
+STICKY_CUDA_ERROR = "CUDA error: an illegal memory access was encountered"
+_cuda_broken = False
+
+
+def poisons_cuda(arch: str) -> dict[str, Any]:
+    """Stands in for a GPU evaluation: ``sticky`` meets an illegal memory access, after which every
+    evaluation in the same process fails the same way, as it would on a real GPU."""
+    global _cuda_broken
+    if arch == "sticky" or _cuda_broken:
+        _cuda_broken = True
+        raise RuntimeError(STICKY_CUDA_ERROR)
+    return {**hash_accuracy(arch), "pid": os.getpid()}
+
+
+def pid_of(item: Any) -> int:
+    return os.getpid()
+
+
+def gpu_settings(item: Any) -> tuple[str | None, str | None, str | None]:
+    """The worker's index, its ``CUDA_VISIBLE_DEVICES`` and the device an executor assigned to the
+    task (``NAS_GYM_DEVICE``)."""
+    time.sleep(0.05)
+    return (
+        os.environ.get(WORKER_INDEX_ENV),
+        os.environ.get("CUDA_VISIBLE_DEVICES"),
+        os.environ.get(DEVICE_ENV),
+    )

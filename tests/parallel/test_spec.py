@@ -53,8 +53,9 @@ def test_build_caps_the_workers_and_pins_the_threads() -> None:
         "name": "processes",
         "workers": 4,
         "ray_address": None,
-        "num_gpus": 0.0,
+        "num_gpus": None,
         "threads": 3,
+        "per_gpu": None,
     }
 
 

@@ -11,6 +11,9 @@ were re-encoded (and therefore differ from the official bytes) load as long as t
 well-formed. They are unpickled with :class:`RestrictedUnpickler`, which admits only what a numpy
 array needs: a hostile pickle raises :class:`UnsafePickleError` instead of running code.
 
+Machines without the dataset (a GPU check, CI without ``$NAS_GYM_DATA``) can write a synthetic
+stand-in in the same format with :func:`write_synthetic_cifar10`; it goes through the same loader.
+
 Reward code reads only the ``"train"`` split: :func:`train_val_split` carves the validation set
 out of the 50,000 training images. The ``"test"`` split is for the final report of a chosen
 architecture (:func:`nas_gym.backends.cifar.trainer.final_train`).
@@ -280,9 +283,7 @@ def cifar10_on_device(
     import torch
 
     _check_split(split)
-    device = torch.device(device)
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", torch.cuda.current_device())  # one copy for "cuda" and "cuda:0"
+    device = _indexed(torch.device(device))
     folder = check_cifar10(data_dir, download=download)
     key = (str(folder.resolve()), split, str(device), int(resolution))
     with _device_lock:
@@ -326,15 +327,25 @@ def split_on_device(
     size, not one per evaluation."""
     import torch
 
+    device = _indexed(torch.device(device))
     key = (str(device), int(train_size), int(val_size))
     with _device_lock:
         if key not in _index_cache:
             train, val = train_val_split()
             _index_cache[key] = (
-                torch.from_numpy(train[:train_size]).to(device),
-                torch.from_numpy(val[:val_size]).to(device),
+                _as_tensor(train[:train_size], device),
+                _as_tensor(val[:val_size], device),
             )
         return _index_cache[key]
+
+
+def _indexed(device: torch.device) -> torch.device:
+    """``cuda`` as ``cuda:<current>``, so that both names share one cached copy."""
+    import torch
+
+    if device.type == "cuda" and device.index is None:
+        return torch.device("cuda", torch.cuda.current_device())
+    return device
 
 
 def _as_tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -348,7 +359,45 @@ def _as_tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
         )
         tensor = torch.from_numpy(array)
     # On the CPU this is the cached array itself (zero-copy); elsewhere one upload per process.
-    return tensor if device.type == "cpu" else tensor.to(device)
+    # non_blocking: the host does not wait for the copy to land (from pageable memory the call
+    # returns once the bytes are staged, so the array may go away at once); later kernels on the
+    # stream see the data.
+    return tensor if device.type == "cpu" else tensor.to(device, non_blocking=True)
+
+
+def write_synthetic_cifar10(data_dir: str | os.PathLike[str], seed: int = 0) -> Path:
+    """Write a synthetic CIFAR-10 under ``data_dir`` in the layout and format of the real one
+    (``cifar10/cifar-10-batches-py``, five training batches and a test batch of 10,000 images);
+    returns the batch folder. For machines without the dataset: a GPU check, a smoke test.
+
+    Each class has a coarse colour pattern (a random 3x4x4 grid of values 0..127, upsampled to
+    32x32) and every image is its class's pattern plus uniform noise in 0..127, so a network
+    learns it well above chance in one short epoch: accuracies check the training path, not an
+    architecture. The same ``seed`` writes the same bytes.
+    """
+    check_int(seed, "seed", minimum=0)
+    folder = Path(data_dir) / CIFAR10_SUBDIR
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    grids = rng.integers(0, 128, (NUM_CLASSES, 3, 4, 4), dtype=np.uint8)
+    patterns = grids.repeat(8, axis=2).repeat(8, axis=3).reshape(NUM_CLASSES, 3072)
+    for split, names in SPLIT_FILES.items():
+        for name in names:
+            labels = rng.integers(0, NUM_CLASSES, IMAGES_PER_BATCH)
+            # Random bytes masked to 0..127: several times faster than integers(0, 128) for
+            # 30 MB, and uint8 throughout (127 + 127 cannot overflow).
+            noise = np.frombuffer(rng.bytes(IMAGES_PER_BATCH * 3072), dtype=np.uint8) & 127
+            images = patterns[labels] + noise.reshape(IMAGES_PER_BATCH, 3072)
+            batch = {
+                b"batch_label": f"synthetic {split} batch {name} (seed {seed})".encode(),
+                b"data": images,
+                b"labels": labels.tolist(),
+            }
+            # Protocol 3 writes the bytes keys and the array data as plain bytes, which the
+            # restricted unpickler admits (protocol 2 under Python 3 would reference _codecs).
+            with open(folder / name, "wb") as f:
+                pickle.dump(batch, f, protocol=3)
+    return folder
 
 
 def clear_cache() -> None:

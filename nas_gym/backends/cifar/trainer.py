@@ -7,14 +7,18 @@ reads the test batch.
 
 Reproducibility: on the CPU the thread count changes the order of floating-point reductions, so
 results are reproducible for a fixed architecture, budget, seed, speed options and thread count,
-on a given machine and torch build; the count is part of :attr:`CifarTrainer.fingerprint`. GPU
-training is not bit-reproducible.
+on a given machine and torch build; the count is part of :attr:`CifarTrainer.fingerprint`. On
+CUDA, training is bit-reproducible only with ``SpeedOptions(deterministic=True)``
+(``SpeedOptions.fast("cuda", deterministic=True)``), and then for a fixed GPU model, CUDA and
+cuDNN version, which the fingerprint names.
 """
 
 from __future__ import annotations
 
 import copy
+import ctypes
 import dataclasses
+import functools
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,7 +28,7 @@ import torch
 
 from nas_gym.backends.cifar.budget import Budget, budget_name, resolve_budget
 from nas_gym.backends.cifar.data import check_cifar10
-from nas_gym.backends.cifar.speed import SPEED_NAMES, SpeedOptions, training_speed
+from nas_gym.backends.cifar.speed import SPEED_NAMES, SpeedOptions, check_compile, training_speed
 from nas_gym.backends.cifar.training import Progress, train_network
 from nas_gym.core.checks import check_int
 from nas_gym.core.devices import device_text, device_type_of, resolve_device
@@ -61,9 +65,9 @@ class CifarTrainer:
 
     Args:
         space: preset name or :class:`~nas_gym.spaces.SearchSpace`.
-        budget: ``"auto"`` (``"proxy"`` on CUDA, ``"cpu-proxy"`` on the CPU), ``"smoke"``,
-            ``"cpu-proxy"``, ``"proxy"``, ``"full"``, a dict of changes to one of them, or a
-            :class:`~nas_gym.backends.cifar.budget.Budget`.
+        budget: ``"auto"`` (``"gpu"`` on CUDA, ``"cpu-proxy"`` on the CPU), ``"smoke"``,
+            ``"cpu-proxy"``, ``"proxy"``, ``"gpu"``, ``"full"``, a dict of changes to one of
+            them, or a :class:`~nas_gym.backends.cifar.budget.Budget`.
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``. The device type is fixed here
             (the fingerprint names it), counted without initialising CUDA in this process; the
             GPU of ``"auto"`` is picked at each call, in the process that trains (worker ``i``
@@ -73,7 +77,11 @@ class CifarTrainer:
         download: fetch CIFAR-10 when it is missing.
         seed: training seed (weights, data order, augmentation).
         speed: ``"fast"`` (the best settings of the device), ``"reference"`` (plain fp32) or a
-            :class:`~nas_gym.backends.cifar.speed.SpeedOptions`.
+            :class:`~nas_gym.backends.cifar.speed.SpeedOptions` (e.g.
+            ``SpeedOptions.fast("cuda", deterministic=True)`` for reproducible GPU results).
+            ``compile=True`` is refused on the CPU and warned about for budgets of fewer than
+            :data:`~nas_gym.backends.cifar.speed.COMPILE_MIN_STEPS` steps
+            (:func:`~nas_gym.backends.cifar.speed.check_compile`).
         threads: intra-op threads of torch during training; ``None``: every core of this process
             on the CPU (an executor passes its share per task), the process setting on CUDA.
     """
@@ -95,21 +103,22 @@ class CifarTrainer:
         self.space = make_space(space)
         self.device = device_text(device)
         self.device_type = device_type_of(self.device)
+        self.speed_options = training_speed(speed, self.device_type, threads)
         self._set_budget(budget)
         self.data_dir = None if data_dir is None else Path(data_dir)
         self.download = bool(download)
-        self.speed_options = training_speed(speed, self.device_type, threads)
         check_cifar10(self.data_dir, download=self.download)
 
     def _set_budget(self, budget: BudgetLike) -> None:
         self.budget = resolve_budget(budget, self.device_type)
+        check_compile(self.speed_options, self.device_type, self.budget.steps)
         self.budget_name = budget_name(budget, self.device_type) or "custom"
         self.fidelity: str | dict[str, Any] = (
             dict(budget) if isinstance(budget, Mapping) else self.budget_name
         )
         """What ``info["fidelity"]`` names: the budget's name (``"auto"`` resolved), or its dict."""
 
-    fidelities = ("smoke", "cpu-proxy", "proxy", "full")
+    fidelities = ("smoke", "cpu-proxy", "proxy", "gpu", "full")
     """The named budgets, cheapest first: the fidelities ``reset(options={"fidelity": F})``
     offers (any budget dict works too)."""
 
@@ -122,12 +131,13 @@ class CifarTrainer:
     def fingerprint(self) -> str:
         """The identity of this evaluator's results in an evaluation store: backend and its
         version, space, every budget value, the seed, the device type, the speed options and, on
-        the CPU, the thread count. Not the GPU index: GPUs of one machine give results of the
-        same kind."""
-        threads = f" threads={self.threads}" if self.device_type == "cpu" else ""
+        the CPU, the thread count; on CUDA the GPU model, CUDA and cuDNN versions
+        (:func:`cuda_stack`), the things a deterministic GPU result depends on. Not the GPU
+        index: GPUs of one model give results of the same kind."""
+        where = f" threads={self.threads}" if self.device_type == "cpu" else f" {cuda_stack()}"
         return (
             f"cifar10-trainer/v{TRAINER_VERSION} space={self.space!r} "
-            f"budget=({self.budget.describe()}) seed={self.seed} device={self.device_type}{threads} "
+            f"budget=({self.budget.describe()}) seed={self.seed} device={self.device_type}{where} "
             f"speed=({self.speed_options.describe()})"
         )
 
@@ -202,6 +212,7 @@ def final_train(
     target = resolve_device(device)
     resolved = resolve_budget(budget, target.type)
     options = training_speed(speed, target.type, threads)
+    check_compile(options, target.type, resolved.steps)
     canonical = space.format(space.validate(arch))
     check_cifar10(data_dir, download=download)
     metrics = train_network(
@@ -218,3 +229,73 @@ def final_train(
     )
     metrics["val_accuracy"] = metrics.pop("accuracy")
     return {"arch": canonical, **metrics, "budget": dataclasses.asdict(resolved), "seed": seed}
+
+
+# ---------------------------------------------------------------------------------------- GPU identity
+def cuda_stack() -> str:
+    """``gpu='<model>' cuda=<version> cudnn=<version>``: what a CUDA result depends on besides the
+    code. The GPU model is that of the visible devices (distinct names joined by ``+``;
+    ``unknown`` when none can be read), the versions those torch was built with and loaded.
+
+    Asked without initialising CUDA in this process (the names come from NVML unless CUDA has
+    started here anyway), so a parent that computes a fingerprint can still fork CUDA workers.
+    """
+    import torch
+
+    names = gpu_names()
+    gpu = "+".join(sorted(set(names))) if names else "unknown"
+    # cudnn.version() would check the GPUs' compute capability, which starts CUDA; same number.
+    cudnn = torch._C._cudnn.getVersionInt() if torch.backends.cudnn.is_available() else None
+    return f"gpu={gpu!r} cuda={torch.version.cuda} cudnn={cudnn}"
+
+
+@functools.lru_cache(maxsize=1)
+def gpu_names() -> tuple[str, ...]:
+    """The model names of the visible CUDA devices, in CUDA's order (``()`` when none can be
+    read): from torch when CUDA has started in this process, else from NVML, which does not start
+    it. Cached per process."""
+    import torch
+
+    if torch.cuda.is_initialized():
+        return tuple(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+    try:
+        nvml = ctypes.CDLL("libnvidia-ml.so.1")
+    except OSError:
+        return ()
+    if nvml.nvmlInit_v2() != 0:
+        return ()
+    try:
+        count = ctypes.c_uint()
+        if nvml.nvmlDeviceGetCount_v2(ctypes.byref(count)) != 0:
+            return ()
+        names = []
+        for device in _visible_devices(count.value):
+            handle = ctypes.c_void_p()
+            if isinstance(device, int):
+                found = nvml.nvmlDeviceGetHandleByIndex_v2(device, ctypes.byref(handle))
+            else:
+                found = nvml.nvmlDeviceGetHandleByUUID(device.encode(), ctypes.byref(handle))
+            name = ctypes.create_string_buffer(96)
+            if found == 0 and nvml.nvmlDeviceGetName(handle, name, len(name)) == 0:
+                names.append(name.value.decode(errors="replace"))
+        return tuple(names)
+    finally:
+        nvml.nvmlShutdown()
+
+
+def _visible_devices(count: int) -> list[int | str]:
+    """The NVML indices (or ``GPU-...`` UUIDs) that ``CUDA_VISIBLE_DEVICES`` lets CUDA see, in
+    CUDA's order; every device when it is unset. Like CUDA, the list ends at the first entry
+    that is neither."""
+    text = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if text is None:
+        return list(range(count))
+    devices: list[int | str] = []
+    for entry in (part.strip() for part in text.split(",")):
+        if entry.isdigit() and int(entry) < count:
+            devices.append(int(entry))
+        elif entry.startswith("GPU-"):
+            devices.append(entry)
+        else:
+            break
+    return devices

@@ -8,17 +8,24 @@ Speed tricks, each for a reason (the loop follows single-GPU CIFAR-10 speed-runs
   host-to-device copy per step;
 - random crop and flip act on whole uint8 batches with two gathers (:func:`crop_flip_batch`);
 - the loop never waits for the host: the loss is summed on the device and checked once per epoch,
-  the accuracy is read once at the end.
+  the accuracy is read once at the end;
+- batches are normalised straight into the compute dtype (bf16 under autocast on CUDA) with
+  constants uploaded once per process, so an evaluation copies nothing from the host once the
+  data is resident;
+- FLOPs are counted on the meta device (:func:`count_flops`): no arithmetic, and no cuDNN
+  autotuning of a shape that training never uses.
 
 Failures are results, not exceptions: a NaN loss gives status ``diverged``, running out of memory
 (of any kind, see :func:`~nas_gym.core.errors.is_out_of_memory`) gives ``oom`` with the memory
-freed, so a search goes on.
+freed, so a search goes on. The exception is a CUDA error that leaves the process's GPU unusable
+(:func:`~nas_gym.core.errors.is_sticky_cuda_error`): it raises
+:class:`~nas_gym.core.errors.StickyCudaError`, so that the caller replaces the process.
 """
 
 from __future__ import annotations
 
 import contextlib
-import gc
+import functools
 import hashlib
 import math
 import os
@@ -33,7 +40,8 @@ from torch import nn
 from nas_gym.backends.cifar.budget import Budget
 from nas_gym.backends.cifar.data import cifar10_on_device, split_on_device
 from nas_gym.backends.cifar.speed import SpeedOptions, autocast, speed_settings
-from nas_gym.core.errors import is_out_of_memory
+from nas_gym.core.devices import free_accelerator_memory
+from nas_gym.core.errors import StickyCudaError, is_out_of_memory, is_sticky_cuda_error
 from nas_gym.spaces import SearchSpace
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
@@ -80,31 +88,47 @@ def augment_batch(images: torch.Tensor, generator: torch.Generator, padding: int
     return crop_flip_batch(images, offsets, flip, padding)
 
 
+def compute_dtype(device: torch.device, speed: SpeedOptions) -> torch.dtype:
+    """The dtype of the model's input: bfloat16 under bf16 autocast on CUDA (the first convolution
+    would cast a float32 input to it anyway), else float32 (on the CPU, autocast leaves the first
+    convolution in float32)."""
+    return torch.bfloat16 if speed.bf16 and device.type == "cuda" else torch.float32
+
+
+@functools.lru_cache(maxsize=16)
+def _normalization(device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    # Computed in float32 on the host (the values every device and dtype share), then uploaded
+    # once per process: a tensor built on CUDA from Python floats is a blocking copy each time.
+    std = torch.tensor(CIFAR10_STD).view(1, 3, 1, 1)
+    mean = torch.tensor(CIFAR10_MEAN).view(1, 3, 1, 1)
+    scale, shift = 1.0 / (255.0 * std), -mean / std
+    return scale.to(device, dtype, non_blocking=True), shift.to(device, dtype, non_blocking=True)
+
+
 class Normalize:
-    """uint8 batches to the model's input: ``(x / 255 - mean) / std`` in one multiply-add, straight
-    into the model's memory format and, under bf16, its dtype (a float32 input would be cast again
-    by the first convolution)."""
+    """uint8 batches to the model's input: ``(x / 255 - mean) / std`` as one multiply and one add,
+    straight into the model's memory format and compute dtype (:func:`compute_dtype`): under bf16
+    the uint8 values (exact in bf16) are converted once, with no float32 copy of the batch."""
 
     def __init__(self, device: torch.device, speed: SpeedOptions):
-        std = torch.tensor(CIFAR10_STD, device=device).view(1, 3, 1, 1)
-        mean = torch.tensor(CIFAR10_MEAN, device=device).view(1, 3, 1, 1)
-        self.scale = 1.0 / (255.0 * std)
-        self.shift = -mean / std
         self.memory_format = torch.channels_last if speed.channels_last else torch.contiguous_format
-        self.dtype = torch.bfloat16 if speed.bf16 and device.type == "cuda" else torch.float32
+        self.dtype = compute_dtype(device, speed)
+        self.scale, self.shift = _normalization(device, self.dtype)
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        x = images.to(dtype=torch.float32, memory_format=self.memory_format)
-        return x.mul_(self.scale).add_(self.shift).to(self.dtype)
+        x = images.to(dtype=self.dtype, memory_format=self.memory_format)
+        return x.mul_(self.scale).add_(self.shift)
 
 
 # ---------------------------------------------------------------------------------------- the network
 def count_flops(model: nn.Module, resolution: int = 32) -> int:
     """Multiply-adds of one forward pass of a ``1x3xRxR`` image, counted by forward hooks on every
     ``Conv2d`` and ``Linear`` (the NAS convention: normalisation, activations and pooling are not
-    counted). The pass runs on the meta device (shapes only, no arithmetic, no cuDNN autotuning),
-    so counting costs the same on every device; hooks see the real output shapes, so padding,
-    strides and pooling need no modelling."""
+    counted). The pass runs on the meta device whatever device ``model`` is on: its parameters and
+    buffers are swapped for meta tensors for the pass (so do not run ``model`` elsewhere
+    meanwhile). Shapes only: no arithmetic, no memory, and no cuDNN autotuning of a 1-image shape
+    that training never uses; hooks see the real output shapes, so padding, strides and pooling
+    need no modelling."""
     total = 0
 
     def conv_hook(module: nn.Conv2d, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
@@ -125,8 +149,8 @@ def count_flops(model: nn.Module, resolution: int = 32) -> int:
     try:
         # Eval mode: the running statistics of BatchNorm must not move.
         model.eval()
-        with torch.no_grad():
-            model(torch.zeros(1, 3, resolution, resolution, device=_device_of(model)))
+        with torch.no_grad(), _on_meta(model):
+            model(torch.zeros(1, 3, resolution, resolution, device="meta"))
     finally:
         for handle in handles:
             handle.remove()
@@ -134,9 +158,22 @@ def count_flops(model: nn.Module, resolution: int = 32) -> int:
     return int(total)
 
 
-def _device_of(model: nn.Module) -> torch.device:
-    parameter = next(model.parameters(), None)
-    return torch.device("cpu") if parameter is None else parameter.device
+@contextlib.contextmanager
+def _on_meta(model: nn.Module) -> Iterator[None]:
+    """Meta stand-ins for the parameters and buffers of ``model`` inside the block, the real ones
+    put back afterwards (a copy of the model would allocate memory on its device)."""
+    swapped: list[tuple[dict[str, Any], str, torch.Tensor]] = []
+    try:
+        for module in model.modules():
+            for tensors in (module._parameters, module._buffers):
+                for name, tensor in tensors.items():
+                    if tensor is not None and tensor.device.type != "meta":
+                        swapped.append((tensors, name, tensor))
+                        tensors[name] = torch.empty_like(tensor, device="meta")
+        yield
+    finally:
+        for tensors, name, tensor in swapped:
+            tensors[name] = tensor
 
 
 def architecture_cost(space: SearchSpace, arch: str) -> tuple[int, int]:
@@ -183,9 +220,33 @@ def build_network(
     )
     with seeded_global_rng(device, derived_seed(seed, arch, "init")), torch.device(device):
         model = space.build_model(arch, **reduction)
+    if speed.deterministic:
+        deterministic_pooling(model)
     if speed.channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model
+
+
+class GlobalAvgPool(nn.Module):
+    """``AdaptiveAvgPool2d(1)`` as a mean over height and width: the same function (output
+    ``(N, C, 1, 1)``), whose CUDA backward is deterministic (that of the adaptive pooling adds
+    atomically, so ``torch.use_deterministic_algorithms`` refuses it)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(-2, -1), keepdim=True)
+
+
+def deterministic_pooling(model: nn.Module) -> int:
+    """Swap every ``AdaptiveAvgPool2d`` to 1x1 in ``model`` for :class:`GlobalAvgPool`, in place;
+    returns how many were swapped. Other adaptive poolings are left (and refused on CUDA by
+    deterministic mode, with torch's message naming them)."""
+    swapped = 0
+    for module in model.modules():
+        for name, child in module.named_children():
+            if isinstance(child, nn.AdaptiveAvgPool2d) and child.output_size in (1, (1, 1)):
+                setattr(module, name, GlobalAvgPool())
+                swapped += 1
+    return swapped
 
 
 # ---------------------------------------------------------------------------------------- training
@@ -232,38 +293,74 @@ def fit(
     normalize = Normalize(device, speed)
     step_model = compiled(model) if speed.compile else model
     model.train()
-    for epoch in range(budget.epochs):
-        order = indices[torch.randperm(n, generator=generator, device=device)]
-        # Summed on the device and read once per epoch: a per-step .item() would stall the GPU queue.
-        loss_sum = torch.zeros((), device=device)
-        for step in range(steps_per_epoch):
-            batch = order[step * batch_size : (step + 1) * batch_size]
-            x = images[batch]
-            if budget.augment:
-                x = augment_batch(x, generator, padding)
-            with autocast(device, speed):
-                loss = loss_fn(step_model(normalize(x)), labels[batch])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            loss_sum += loss.detach().float()
-        if not torch.isfinite(loss_sum):
-            return f"the training loss became NaN or infinite in epoch {epoch + 1} of {budget.epochs}"
-        if progress is not None:
-            progress(epoch + 1, budget.epochs)
+    with compile_guard(speed.compile):
+        for epoch in range(budget.epochs):
+            order = indices[torch.randperm(n, generator=generator, device=device)]
+            # Summed on the device, read once per epoch: a per-step .item() would stall the GPU queue.
+            loss_sum = torch.zeros((), device=device)
+            for step in range(steps_per_epoch):
+                batch = order[step * batch_size : (step + 1) * batch_size]
+                x = images[batch]
+                if budget.augment:
+                    x = augment_batch(x, generator, padding)
+                with autocast(device, speed):
+                    loss = loss_fn(step_model(normalize(x)), labels[batch])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                loss_sum += loss.detach().float()
+            if not torch.isfinite(loss_sum):  # the one host sync of an epoch
+                return f"the training loss became NaN or infinite in epoch {epoch + 1} of {budget.epochs}"
+            if progress is not None:
+                progress(epoch + 1, budget.epochs)
     return None
 
 
-def compiled(model: nn.Module) -> nn.Module:
-    """``torch.compile(model)`` with Dynamo's caches emptied first.
+def compiled(model: nn.Module, **options: Any) -> nn.Module:
+    """``torch.compile(model, fullgraph=True, **options)`` with Dynamo's caches emptied first;
+    run it under :func:`compile_guard`.
 
     Every architecture is a new module whose ``forward`` is shared with earlier ones (one code
     object for all ``nn.Sequential``s, say), so without the reset the guards pile up on that code
-    object until Dynamo's recompile limit is hit and, from then on, it silently runs eager.
+    object until Dynamo's recompile limit is hit. ``fullgraph=True``: a graph break would run the
+    rest of the model eagerly, without an error, while the store records ``compile=True``.
     """
     torch._dynamo.reset()
-    return torch.compile(model)
+    return torch.compile(model, fullgraph=True, **options)
+
+
+_FAIL_ON_LIMIT = ("fail_on_recompile_limit_hit", "fail_on_cache_limit_hit")
+"""Dynamo's switch that turns its recompile limit into an error (the second name is the older)."""
+_LIMIT_HIT = ("FailOnRecompileLimitHit", "FailOnCacheLimitHit")
+"""The exception it raises then, under the same two names."""
+
+
+@contextlib.contextmanager
+def compile_guard(enabled: bool = True) -> Iterator[None]:
+    """Run a :func:`compiled` model inside the block: hitting Dynamo's recompile limit raises
+    ``RuntimeError`` saying so, instead of Dynamo's silent fall-back to eager execution for the
+    rest of the run (results stored under ``compile=True`` would then come from eager code).
+    Does nothing when ``enabled`` is false."""
+    if not enabled:
+        yield
+        return
+    config = torch._dynamo.config
+    switch = next((name for name in _FAIL_ON_LIMIT if hasattr(config, name)), None)
+    limit_hit = tuple(
+        getattr(torch._dynamo.exc, name) for name in _LIMIT_HIT if hasattr(torch._dynamo.exc, name)
+    )
+    patch = config.patch(**{switch: True}) if switch else contextlib.nullcontext()
+    try:
+        with patch:
+            yield
+    except limit_hit as exc:
+        raise RuntimeError(
+            "expected torch.compile to compile the model within Dynamo's recompile limit "
+            f"({getattr(config, 'recompile_limit', config.cache_size_limit)}), got the limit hit: the "
+            "model would have run eagerly while its results are recorded as compiled; train with "
+            "compile=False"
+        ) from exc
 
 
 def accuracy(
@@ -290,13 +387,6 @@ def accuracy(
     return correct.item() / n  # the one host sync of the evaluation
 
 
-def free_memory(device: torch.device) -> None:
-    """Return what a failed training held: Python's cycles, then the CUDA cache."""
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-
-
 def train_network(
     space: SearchSpace,
     arch: str,
@@ -318,19 +408,30 @@ def train_network(
     accuracy; the process's one-off data load excluded), ``status`` (``"ok"``, ``"diverged"`` or
     ``"oom"``) and ``error`` when it is not ``"ok"``. With ``test=True`` also ``test_accuracy`` on
     the CIFAR-10 test batch, which nothing but the final training may ask for.
+
+    Raises:
+        StickyCudaError: a CUDA error left this process's GPU unusable (an illegal memory access,
+            a device-side assert, ...): every later evaluation here would fail too, so the
+            process must be replaced (see :class:`~nas_gym.core.errors.StickyCudaError`).
     """
     params, flops = architecture_cost(space, arch)
     start = time.perf_counter()
     try:
         metrics = _train(space, arch, budget, device, seed, speed, data_dir, download, test, progress)
     except Exception as exc:  # noqa: BLE001 - only out-of-memory is handled, the rest re-raised
+        if is_sticky_cuda_error(exc):
+            # Checked first: freeing memory on a broken context would only raise again.
+            raise StickyCudaError(
+                f"the CUDA context of this process is unusable after training {arch!r} on {device} "
+                f"({type(exc).__name__}: {exc}); replace this process, later CUDA calls here fail too"
+            ) from exc
         if not is_out_of_memory(exc):
             raise
         error = f"{type(exc).__name__}: {exc}"
     else:
         return {"params": params, "flops": flops, **metrics}
     # Outside the except block: the traceback, and the tensors its frames hold, are gone.
-    free_memory(device)
+    free_accelerator_memory()
     failed: dict[str, Any] = {"accuracy": 0.0, "params": params, "flops": flops}
     if test:
         failed["test_accuracy"] = 0.0
