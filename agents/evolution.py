@@ -14,6 +14,7 @@ from gymnasium.vector import VectorEnv
 from agents.base import Agent
 from agents.results import EpisodeRecord
 from agents.tools import as_int_list, check_config_matches, space_of, valid_actions
+from agents.warm_start import WarmStartable, WarmStartLike
 from nas_gym.core.checks import check_int
 from nas_gym.spaces import Arch, SearchSpace
 
@@ -29,7 +30,7 @@ class Member:
     """Its place in the order of arrival in the population (smaller = older)."""
 
 
-class EvolutionAgent(Agent):
+class EvolutionAgent(WarmStartable, Agent):
     """Regularized evolution: tournament selection, one-decision mutation, the oldest dies.
 
     The first ``population_size`` episodes propose random architectures
@@ -61,15 +62,26 @@ class EvolutionAgent(Agent):
             is a random walk over mutations.
         num_envs: the copies of the vector env a batch search uses by default (the architectures
             evaluated at once; default 1).
+        warm_start: ``None`` (default: a cold start), ``True`` or a
+            :class:`~agents.warm_start.WarmStart` (or a dict of its fields): first screen random
+            architectures by a zero-cost fidelity of the env, then evaluate the best-scored ones;
+            their results are the first generation (the rest of it, if any, random). Select the
+            architecture of such a search with :func:`agents.hyperband.select_record`.
     """
 
     name: ClassVar[str] = "evolution"
     supports_batches: ClassVar[bool] = True
 
     def __init__(
-        self, seed: int | None = None, population_size: int = 20, sample_size: int = 5, num_envs: int = 1
+        self,
+        seed: int | None = None,
+        population_size: int = 20,
+        sample_size: int = 5,
+        num_envs: int = 1,
+        warm_start: WarmStartLike = None,
     ):
         super().__init__(seed)
+        self.init_warm_start(warm_start)
         check_int(population_size, "population_size", minimum=2)
         check_int(sample_size, "sample_size", minimum=1)
         if sample_size > population_size:
@@ -116,6 +128,7 @@ class EvolutionAgent(Agent):
         order, the oldest members leaving."""
         if len(archs) != len(records):
             raise ValueError(f"expected one record per architecture ({len(archs)}), got {len(records)}")
+        archs, records = self.screened(archs, records)
         for arch, record in zip(archs, records):
             self._add(tuple(arch), float(record["reward"]))
 
@@ -128,6 +141,7 @@ class EvolutionAgent(Agent):
     # ------------------------------------------------------------------ agent protocol
     def prepare(self, env: gym.Env | VectorEnv) -> None:
         self.space = space_of(env, vector=True)
+        self.queue_screening()
 
     def on_episode_start(self, obs: Any, info: dict[str, Any]) -> None:
         (self._proposal,) = self.propose(1)
@@ -159,6 +173,7 @@ class EvolutionAgent(Agent):
         return {
             **super().state_dict(),
             "config": {"population_size": self.population_size, "sample_size": self.sample_size},
+            **self.warm_start_state(),
             "births": self.births,
             "population": [
                 {"arch": as_int_list(m.arch), "fitness": m.fitness, "born": m.born} for m in self.population
@@ -173,6 +188,7 @@ class EvolutionAgent(Agent):
                 self.display_name,
             )
         super().load_state_dict(state)
+        self.load_warm_start(state)
         self.population = deque(
             Member(tuple(int(c) for c in m["arch"]), float(m["fitness"]), int(m["born"]))
             for m in state["population"]
@@ -182,6 +198,7 @@ class EvolutionAgent(Agent):
 
     def __repr__(self) -> str:
         extra = "" if self._num_envs == 1 else f", num_envs={self._num_envs}"
+        extra += "" if self.warm_start is None else f", warm_start={self.warm_start}"
         return (
             f"EvolutionAgent(seed={self.seed}, population_size={self.population_size}, "
             f"sample_size={self.sample_size}{extra})"

@@ -94,5 +94,20 @@ for _name, _entry_point, _description in (
     ("maskable-ppo", "agents.sb3:MaskablePPOAgent", "sb3-contrib MaskablePPO, never takes an invalid action"),
     ("a2c", "agents.sb3:A2CAgent", "Stable-Baselines3 A2C (MlpPolicy)"),
     ("dqn", "agents.sb3:DQNAgent", "Stable-Baselines3 DQN (MlpPolicy, epsilon-greedy)"),
+    (
+        "hyperband",
+        "agents.hyperband:HyperbandAgent",
+        "Hyperband: successive-halving brackets over the env's fidelities, Li et al. 2018",
+    ),
+    (
+        "mo-evolution",
+        "agents.mo_evolution:MOEvolutionAgent",
+        "aging evolution on vector rewards: Pareto rank and crowding distance (objectives=)",
+    ),
+    (
+        "mo-reinforce",
+        "agents.mo_reinforce:MOReinforceAgent",
+        "REINFORCE controller on a random Chebyshev scalarisation per episode (objectives=)",
+    ),
 ):
     register_agent(_name, _entry_point, _description)

@@ -6,15 +6,13 @@ An LSTM emits one decision per step. Its input is the embedding of the decision 
 kinds of :attr:`SearchSpace.kinds <nas_gym.spaces.SearchSpace.kinds>`, e.g. all kernel sizes
 share one head) turns its output into logits, masked to the choices valid at that step.
 
-Sampling runs the LSTM one step at a time without autograd, carrying the hidden state through
-the episode. The update recomputes the log-probabilities of a whole batch of episodes in one
-padded LSTM pass. The pending batch is therefore plain data (actions, kinds, masks, rewards),
-which is what makes :meth:`ReinforceAgent.state_dict` a complete checkpoint at any episode
-boundary.
-
-On a vector env (a batch search, see :class:`~agents.Agent`) the controller samples ``m``
-architectures at once and the copies evaluate them together: with ``num_envs = episodes_per_update``
-one batch of the env is one policy-gradient update, Zoph & Le's ``m`` architectures per update.
+Sampling runs the LSTM one step at a time without autograd, carrying the hidden state through the
+episode. The update recomputes the log-probabilities of a whole batch of episodes in one padded LSTM
+pass, so the pending batch is plain data (actions, kinds, masks, rewards): :meth:`ReinforceAgent.state_dict`
+is a complete checkpoint at any episode boundary. On a vector env (a batch search, see
+:class:`~agents.Agent`) the controller samples ``m`` architectures at once and the copies evaluate
+them together: with ``num_envs = episodes_per_update`` one batch of the env is one policy-gradient
+update, Zoph & Le's ``m`` architectures per update.
 """
 
 from __future__ import annotations
@@ -35,6 +33,7 @@ from torch import nn
 from agents.base import Agent
 from agents.results import EpisodeRecord
 from agents.tools import as_int_list, check_config_matches, space_of
+from agents.warm_start import WarmStartable
 from nas_gym.core.checks import check_int, check_number
 from nas_gym.core.devices import torch_threads
 from nas_gym.spaces import Arch, SearchSpace
@@ -52,11 +51,11 @@ CONTROLLER_THREADS = 1
 class ReinforceConfig:
     """Hyperparameters of :class:`ReinforceAgent`.
 
-    The controller's size follows Zoph & Le (2 layers of 35 units). The optimisation defaults
-    are tuned for searches of a few hundred architectures (the scale of a nas-gym run), not the
-    12,800 of the paper: a higher learning rate, a stronger entropy bonus and small batches, so
-    that the controller visibly concentrates within 300 episodes on a space the size of
-    NAS-Bench-201 (``tests/test_agent_learning.py`` checks it on a synthetic landscape).
+    The controller's size follows Zoph & Le (2 layers of 35 units). The optimisation defaults are
+    tuned for searches of a few hundred architectures (the scale of a nas-gym run), not the 12,800
+    of the paper: a higher learning rate, a stronger entropy bonus and small batches, so that the
+    controller visibly concentrates within 300 episodes on a space the size of NAS-Bench-201
+    (``tests/agents/test_learning.py`` checks it on a synthetic landscape).
     """
 
     hidden_size: int = 35
@@ -168,7 +167,7 @@ class Controller(nn.Module):
         return (taken * weight).sum(1), (entropy * weight).sum(1)
 
 
-class ReinforceAgent(Agent):
+class ReinforceAgent(WarmStartable, Agent):
     """Zoph & Le's NAS controller: an LSTM policy trained with REINFORCE.
 
     Every ``episodes_per_update`` finished episodes the controller takes one Adam step on
@@ -183,15 +182,17 @@ class ReinforceAgent(Agent):
     one after another with the same draws as :meth:`act` (the valid choices of a step are
     ``space.action_mask(prefix)``, what the env reports in ``info["action_mask"]``), and
     :meth:`tell` learns from each result exactly as :meth:`observe` does at an episode's end.
-    With ``n = episodes_per_update`` (:attr:`num_envs`) each batch of the env
-    is one update on architectures sampled from one policy; with ``n`` a multiple of it, the
-    later updates of a batch use architectures sampled before the earlier ones.
+    With ``n = episodes_per_update`` (:attr:`num_envs`) each batch of the env is one update on
+    architectures sampled from one policy; with ``n`` a multiple of it, the later updates of a batch
+    use architectures sampled before the earlier ones.
 
     Args:
         seed: seeds the initial weights (a ``torch.Generator``) and the sampling of actions
             (the agent's numpy generator).
         config: a :class:`ReinforceConfig`; keyword arguments override its fields, e.g.
             ``ReinforceAgent(seed=0, learning_rate=3.5e-4)``.
+        warm_start: ``None`` (default) or a :class:`~agents.warm_start.WarmStart`: screen random
+            architectures by a zero-cost fidelity, evaluate the best first and learn from them.
     """
 
     name: ClassVar[str] = "reinforce"
@@ -199,6 +200,7 @@ class ReinforceAgent(Agent):
 
     def __init__(self, seed: int | None = None, config: ReinforceConfig | None = None, **overrides: Any):
         super().__init__(seed)
+        self.init_warm_start(overrides.pop("warm_start", None))
         config = ReinforceConfig() if config is None else config
         if not isinstance(config, ReinforceConfig):
             raise TypeError(f"expected config as a ReinforceConfig, got {type(config).__name__}")
@@ -220,8 +222,8 @@ class ReinforceAgent(Agent):
         """Finished episodes since the last update: ``actions``, ``kinds``, ``masks``,
         ``reward``, ``advantage``."""
         self.updates = 0
-        self._last_update: dict[str, float] = {}
         """Policy-gradient steps taken."""
+        self._last_update: dict[str, float] = {}
         self._kind_index: dict[str, int] = {}
         self._reset_episode()
 
@@ -253,6 +255,7 @@ class ReinforceAgent(Agent):
                 f"actions (the controller's), got kinds {kinds} and {space.num_actions} actions"
             )
         self.space = space
+        self.queue_screening()
 
     def _reset_episode(self) -> None:
         self._state: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -307,6 +310,7 @@ class ReinforceAgent(Agent):
         space = self._require_space("tell")
         if len(archs) != len(records):
             raise ValueError(f"expected one record per architecture ({len(archs)}), got {len(records)}")
+        archs, records = self.screened(archs, records)
         for arch, record in zip(archs, records):
             actions = list(space.validate(arch))
             kinds = [self._kind_index[d.kind] for d in space.decisions(actions)]
@@ -396,8 +400,7 @@ class ReinforceAgent(Agent):
         n = self.controller.num_actions
         size, steps = len(self.batch), max(len(e["actions"]) for e in self.batch)
         tokens = torch.full((size, steps), self.controller.start_token, dtype=torch.long)
-        kinds = torch.zeros((size, steps), dtype=torch.long)
-        actions = torch.zeros((size, steps), dtype=torch.long)
+        kinds, actions = torch.zeros((2, size, steps), dtype=torch.long)
         masks = torch.ones((size, steps, n), dtype=torch.bool)
         valid = torch.zeros((size, steps), dtype=torch.bool)
         for b, episode in enumerate(self.batch):
@@ -418,19 +421,14 @@ class ReinforceAgent(Agent):
             self.optimizer.step()
         self.batch = []
         self.updates += 1
-        self._last_update = {
-            "loss": float(loss.detach()),
-            "log_prob": float(log_p.detach().mean()),
-            "entropy": float(entropy.detach().mean()),
-        }
+        figures = {"loss": loss, "log_prob": log_p.mean(), "entropy": entropy.mean()}
+        self._last_update = {name: float(value.detach()) for name, value in figures.items()}
         return dict(self._last_update)
 
     def learning_metrics(self) -> dict[str, float]:
         """The last update's loss, mean log-probability and entropy, and the baseline."""
-        metrics = dict(self._last_update)
-        if self.baseline is not None:
-            metrics["baseline"] = float(self.baseline)
-        return metrics
+        baseline = {} if self.baseline is None else {"baseline": float(self.baseline)}
+        return {**self._last_update, **baseline}
 
     def probabilities(self, prefix: Sequence[int] = ()) -> np.ndarray:
         """The controller's distribution over the choices of the decision after ``prefix``
@@ -471,6 +469,7 @@ class ReinforceAgent(Agent):
             ],
             "updates": self.updates,
             "kinds": list(self.kinds),
+            **self.warm_start_state(),
         }
         if self.controller is not None and self.optimizer is not None:
             state["num_actions"] = self.controller.num_actions
@@ -483,6 +482,7 @@ class ReinforceAgent(Agent):
         if isinstance(state, Mapping):
             check_config_matches(state, dataclasses.asdict(self.config), self.display_name)
         super().load_state_dict(state)
+        self.load_warm_start(state)
         self.baseline = None if state["baseline"] is None else float(state["baseline"])
         self.batch = [dict(e) for e in state["batch"]]
         self.updates = int(state["updates"])

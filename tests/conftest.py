@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,16 @@ from tests.helpers.fakes import hash_accuracy
 
 def _has(path: Path) -> bool:
     return path.exists()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def user_cache(tmp_path_factory) -> Iterator[Path]:
+    """``$NAS_GYM_CACHE`` in a temporary folder for the whole run: the suite never writes into the
+    user's cache (computed NB-201 costs, zero-cost scores), and starts from an empty one."""
+    path = tmp_path_factory.mktemp("user_cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NAS_GYM_CACHE", str(path))
+        yield path
 
 
 @pytest.fixture(scope="session")

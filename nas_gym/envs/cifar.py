@@ -1,4 +1,5 @@
-"""``NASCifar-v0``: the reward is the validation accuracy of the sampled network trained on CIFAR-10."""
+"""``NASCifar-v0``: the reward is the validation accuracy of the sampled network trained on CIFAR-10,
+or, under a zero-cost budget, a proxy score of the untrained network."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from nas_gym.spaces import SearchSpace, make_space
 
 class NASCifarEnv(NASEnv):
     """:class:`~nas_gym.envs.NASEnv` whose reward backend trains each sampled network on
-    CIFAR-10 and returns its validation accuracy (``gym.make("NASCifar-v0")``).
+    CIFAR-10 and returns its validation accuracy (``gym.make("NASCifar-v0")``), or scores the
+    untrained network with a zero-cost proxy.
 
     Actions, observations, rewards, episode end and info are those of
     :class:`~nas_gym.envs.NASEnv`. Training is done by
@@ -26,6 +28,22 @@ class NASCifarEnv(NASEnv):
     has ``budget`` (the budget that ran, e.g. ``"cpu-proxy"`` under ``"auto"``) and
     ``trained_params`` (of the network that was trained, smaller than ``params`` under a reduced
     budget).
+
+    ## Zero-cost budgets
+
+    ``budget="synflow"``, ``"naswot"``, ``"grad_norm"``, ``"snip"`` or ``"jacob_cov"`` trains
+    nothing: :class:`~nas_gym.backends.cifar.zero_cost.ZeroCostEvaluator` scores the untrained
+    network (full size, the trainer's initial weights for ``eval_seed``) on one fixed minibatch
+    of 64 images of the training part, in about a second or less per NAS-Bench-201 cell on one
+    CPU thread (``synflow``: a twentieth of that). The reward is the score (higher is better),
+    ``info["score"]`` holds it, ``info["accuracy"]`` is ``None`` and ``info["proxy"]`` names the
+    proxy. Scores are not
+    fractions: ``synflow`` spans dozens of orders of magnitude (``reward=lambda m:
+    math.log1p(m["score"])`` gives a learning agent a usable scale), ``jacob_cov`` is negative.
+    A cell whose output ignores its input has no finite ``naswot`` score: status ``"diverged"``,
+    reward ``failure_reward``. ``docs/zero_cost.md`` gives their rank correlations with the
+    NAS-Bench-201 accuracies. ``reset(options={"fidelity": F})`` switches between proxies and
+    training budgets in both directions, so a search can screen by a proxy and train the best.
 
     ## Arguments
 
@@ -36,15 +54,17 @@ class NASCifarEnv(NASEnv):
       signal in seconds on a GPU), ``"full"`` (tens of epochs on all 45,000 training images), or a
       dict of changes to one of them, e.g. ``{"base": "smoke", "epochs": 2}`` (see
       :func:`~nas_gym.backends.cifar.budget.resolve_budget`). ``docs/fidelity.md`` gives the
-      measured seconds and rank correlations of each.
+      measured seconds and rank correlations of each. Or a zero-cost proxy (see above):
+      ``"synflow"``, ``"naswot"``, ``"grad_norm"``, ``"snip"``, ``"jacob_cov"``.
     - ``device``: ``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
     - ``threads``: CPU threads per evaluation, pinned (default: the cores of the process, divided
-      among the evaluations that the executor runs at once). Another count can change the last
-      digits of an accuracy; the store keys results by it.
+      among the evaluations that the executor runs at once; one for a zero-cost proxy). Another
+      count can change the last digits of an accuracy; the store keys results by it.
     - ``data_dir``: the data folder (default ``$NAS_GYM_DATA``, else ``~/.cache/nas_gym``); CIFAR-10
       is read from ``<data_dir>/cifar10/cifar-10-batches-py`` (``nas-gym download cifar10``).
     - ``download``: fetch CIFAR-10 when it is missing (default ``False``).
-    - ``eval_seed``: the training seed (weights, data order, augmentation).
+    - ``eval_seed``: the training seed (weights, data order, augmentation; for a proxy, the
+      weights and the minibatch).
     - ``evaluator``: replaces the trainer (any callable ``arch -> metrics``); tests use it.
     - ``reward``, ``objectives``, ``store``, ``render_mode``, ``failure_reward``, ``executor``: as
       in ``NASEnv``.
@@ -90,19 +110,22 @@ class NASCifarEnv(NASEnv):
             owned = False
         if evaluator is None:
             from nas_gym.backends.cifar.trainer import CifarTrainer
+            from nas_gym.backends.cifar.zero_cost import PROXIES, ZeroCostEvaluator
 
             if threads is None and executor is not None:
                 threads = executor.threads_per_task
+            common = {
+                "device": device,
+                "data_dir": data_dir,
+                "download": download,
+                "seed": eval_seed,
+                "threads": threads,
+            }
             try:
-                evaluator = CifarTrainer(
-                    space,
-                    budget=budget,
-                    device=device,
-                    data_dir=data_dir,
-                    download=download,
-                    seed=eval_seed,
-                    threads=threads,
-                )
+                if isinstance(budget, str) and budget in PROXIES:
+                    evaluator = ZeroCostEvaluator(space, proxy=budget, **common)
+                else:
+                    evaluator = CifarTrainer(space, budget=budget, **common)
             except BaseException:
                 if owned and executor is not None:
                     executor.close()

@@ -88,10 +88,18 @@ class NASEnv(gym.Env[np.ndarray, np.int64]):
     (keys ``test_*``). An evaluation that failed (status other than ``"ok"``) returns
     ``failure_reward`` (default 0).
 
-    With ``objectives=("accuracy", "params", ...)`` the reward is a ``np.ndarray``, one component
-    per objective, each to be maximised (MO-Gymnasium's convention: costs negated, in millions; see
-    :data:`~nas_gym.evaluation.objectives.VECTOR_COMPONENTS`), 0 on every step but the last;
-    ``env.reward_space`` is the ``Box`` of the components.
+    With ``objectives=("accuracy", "params", ...)`` the reward is a ``np.ndarray`` (float64), one
+    component per objective in the order given, each to be maximised (MO-Gymnasium's convention):
+    ``accuracy`` as a fraction, ``params`` as minus the parameters in millions, ``flops`` as minus
+    the multiply-adds in millions (see :data:`~nas_gym.evaluation.objectives.VECTOR_COMPONENTS`);
+    zeros on every step but the last. ``env.reward_space`` is the ``Box`` of the components:
+    accuracy in [0, 1], a cost in [-largest, 0] where the backend knows its largest value (the
+    tables, through their ``metric_range``), else in [-inf, 0]. MO-Gymnasium's wrappers apply,
+    e.g. ``mo_gymnasium.wrappers.LinearReward(env, weight=np.array([1.0, 0.1]))`` for a scalar
+    reward. A failed evaluation gets ``failure_reward`` for accuracy and its negated cost where
+    the backend reported it, else ``-inf``. Gymnasium's passive env checker (on in ``gym.make``)
+    warns once that the reward is not a float; ``mo_gymnasium.make(id, objectives=...)`` turns it
+    off, as for MO-Gymnasium's own envs (or pass ``disable_env_checker=True``).
 
     ## Fidelity
 
@@ -176,9 +184,11 @@ class NASEnv(gym.Env[np.ndarray, np.int64]):
                     f"objectives={objectives!r}): a vector reward has one component per objective"
                 )
             self.vector_objective = make_vector_objective(objectives)
-            self.reward_space = spaces.Box(
-                self.vector_objective.low, self.vector_objective.high, dtype=np.float32
+            # Table backends know their largest cost, which bounds the Box; others leave it -inf.
+            low, high = self.vector_objective.bounds(
+                getattr(evaluator, "metric_range", None), failure_reward=float(failure_reward)
             )
+            self.reward_space = spaces.Box(low, high, dtype=np.float32)
         self.runner = EvaluationRunner(evaluator, self.space.name, store)
         self._runners: dict[str, EvaluationRunner] = {}
         """Runners of the fidelities asked for so far (the default is :attr:`runner`)."""

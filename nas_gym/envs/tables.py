@@ -40,7 +40,9 @@ class NASBench201Env(NASEnv):
     - ``info["test_accuracy"]``: the 200-epoch test accuracy of the dataset (by default
       ``c10_test_acc_200ep``, best 0.9437), for reporting only;
     - ``info["train_seconds"]``: the benchmark's recorded cost of the evaluation (simulated time,
-      from the CIFAR-10 records for every dataset); ``params`` and ``flops`` are ``None``.
+      from the CIFAR-10 records for every dataset); ``info["params"]`` and ``info["flops"]``: the
+      parameters and multiply-adds of the cell's network, computed once and cached
+      (:mod:`~nas_gym.backends.tables.nb201_costs`), so ``objectives=`` and the cost-aware rewards work.
 
     The table is read once per process (a fraction of a second) and shared by every copy of the
     env; a step then costs less than twice a ``CartPole-v1`` step

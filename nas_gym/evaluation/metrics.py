@@ -7,6 +7,8 @@ import reprlib
 from collections.abc import Mapping
 from typing import Any
 
+from nas_gym.core.checks import is_finite_number
+
 STATUSES = ("ok", "diverged", "oom", "failed")
 """``ok``: trained (or looked up) normally; ``diverged``: NaN/inf loss; ``oom``: out of memory;
 ``failed``: the evaluator raised."""
@@ -69,7 +71,8 @@ def normalize_metrics(raw: Any, measured_seconds: float) -> dict[str, Any]:
 
     Raises:
         EvaluatorOutputError: ``raw`` is not a dict with str keys, lacks ``accuracy`` when
-            ``ok``, has a bad status or accuracy, or holds a value with no JSON form (the
+            ``ok``, has a bad status or accuracy (``None`` is the accuracy of a zero-cost result,
+            which then needs a finite ``score`` when ``ok``), or holds a value with no JSON form (the
             message names its key and type).
     """
     if not isinstance(raw, Mapping):
@@ -94,6 +97,10 @@ def normalize_metrics(raw: Any, measured_seconds: float) -> dict[str, Any]:
                 f"expected the evaluator's dict to have 'accuracy', got keys {sorted(metrics)}"
             )
         metrics["accuracy"] = 0.0
+    if metrics["accuracy"] is None and "score" in metrics:
+        # A zero-cost proxy trains nothing: no accuracy; its score is the reward (objectives.accuracy).
+        _check_score(metrics["score"], status)
+        return _complete_costs(metrics, measured_seconds)
     try:
         accuracy = float(metrics["accuracy"])
     except (TypeError, ValueError) as exc:
@@ -103,6 +110,18 @@ def normalize_metrics(raw: Any, measured_seconds: float) -> dict[str, Any]:
             f"expected 'accuracy' as a fraction in [0, 1], got {accuracy!r} (divide percentages by 100)"
         )
     metrics["accuracy"] = accuracy if math.isfinite(accuracy) else 0.0
+    return _complete_costs(metrics, measured_seconds)
+
+
+def _check_score(score: Any, status: str) -> None:
+    if status == "ok" and not is_finite_number(score):
+        raise EvaluatorOutputError(
+            f"expected 'score' as a finite number when 'accuracy' is None (a zero-cost result), got {score!r}"
+        )
+
+
+def _complete_costs(metrics: dict[str, Any], measured_seconds: float) -> dict[str, Any]:
+    """``params`` / ``flops`` as ints or None and ``train_seconds`` as a float, in place."""
     for key in ("params", "flops"):
         value = metrics.get(key)
         try:

@@ -62,8 +62,7 @@ class MnasObjective:
         if value is None:
             raise ValueError(
                 f"expected metrics[{self.cost!r}] as a positive number for the accuracy-vs-{self.cost} "
-                f"objective, got None: this backend does not report {self.cost} (the NAS-Bench-201 "
-                "table, for one, records neither params nor flops)"
+                f"objective, got None: this backend does not report {self.cost}"
             )
         if not value > 0:
             raise ValueError(f"expected metrics[{self.cost!r}] as a positive number, got {value!r}")
@@ -107,11 +106,16 @@ def make_objective(reward: str | Objective) -> Objective:
 VECTOR_COMPONENTS: dict[str, tuple[str, float, str]] = {
     "accuracy": ("accuracy", 1.0, "validation accuracy, a fraction in [0, 1]"),
     "params": ("params", -1e-6, "minus the parameters, in millions"),
-    "flops": ("flops", -1e-6, "minus the multiply-adds of one 32x32 forward pass, in millions"),
+    "flops": ("flops", -1e-6, "minus the multiply-adds of one forward pass of one image, in millions"),
 }
 """The components ``objectives=`` may name: ``(metric, factor, meaning)``. Each component is
 ``factor * metrics[metric]``, to be maximised (MO-Gymnasium's convention): costs are negated and
-given in millions, so that components have comparable magnitudes."""
+given in millions, so that components have comparable magnitudes (NAS-Bench-201: accuracy 0.10 to
+0.85, params -1.53 to -0.07, flops -220 to -7.8)."""
+
+MetricRange = Callable[[str], "tuple[float, float] | None"]
+"""``metric -> (smallest, largest)`` over a backend's architectures, ``None`` where unknown (the
+``metric_range`` method of the table evaluators)."""
 
 
 @dataclass(frozen=True)
@@ -141,13 +145,37 @@ class VectorObjective:
 
     @property
     def low(self) -> np.ndarray:
-        """Lower bounds of the components (the ``reward_space``)."""
-        return np.array([0.0 if n == "accuracy" else -np.inf for n in self.names], dtype=np.float32)
+        """Lower bounds of the components for any backend: 0 for accuracy, ``-inf`` for costs."""
+        return self.bounds()[0]
 
     @property
     def high(self) -> np.ndarray:
-        """Upper bounds of the components."""
-        return np.array([1.0 if n == "accuracy" else 0.0 for n in self.names], dtype=np.float32)
+        """Upper bounds of the components: 1 for accuracy, 0 for costs."""
+        return self.bounds()[1]
+
+    def bounds(
+        self, metric_range: MetricRange | None = None, failure_reward: float = 0.0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(low, high)`` of the ``reward_space`` Box: every reward an episode can return, the
+        zeros of the steps before the last included.
+
+        Accuracy lies in ``[min(0, failure_reward), max(1, failure_reward)]``. A cost lies in
+        ``[factor * largest, 0]`` where ``metric_range`` knows the backend's largest value
+        (the tables: -1.53 for NAS-Bench-201's params in millions), else in ``[-inf, 0]``.
+        """
+        low, high = [], []
+        for name in self.names:
+            key, factor, _ = VECTOR_COMPONENTS[name]
+            if name == "accuracy":
+                low.append(min(0.0, failure_reward))
+                high.append(max(1.0, failure_reward))
+                continue
+            known = None if metric_range is None else metric_range(key)
+            # float32 may round the bound above the float64 reward: one float32 step lower keeps it inside.
+            bound = np.float32(-np.inf if known is None else factor * float(known[1]))
+            low.append(np.nextafter(bound, np.float32(-np.inf)))
+            high.append(0.0)
+        return np.array(low, dtype=np.float32), np.array(high, dtype=np.float32)
 
     def __call__(self, metrics: Mapping[str, Any], failure_reward: float | None = None) -> np.ndarray:
         """The reward vector of ``metrics`` (``failure_reward``: the metrics are a failure's)."""
@@ -157,7 +185,7 @@ class VectorObjective:
             if name == "accuracy" and failure_reward is not None:
                 values.append(float(failure_reward))
                 continue
-            value = metrics.get(key)
+            value = accuracy(metrics) if name == "accuracy" else metrics.get(key)
             if value is None:
                 if failure_reward is None:
                     raise ValueError(

@@ -1,5 +1,7 @@
 """``nas-gym compare``: agents over seeds on one env, written as ``results.csv``, ``summary.md`` and
-``best_so_far.png``.
+``best_so_far.png``; with ``objectives`` also ``fronts.csv`` (each run's non-dominated
+architectures), hypervolume and IGD (in ``results.csv`` and ``summary.md``, see
+:mod:`nas_gym.experiments.fronts`) and ``hypervolume.png``.
 
 Each (agent, seed) run is one search with a fresh env and agent (:func:`run_one`); the runs are
 spread over an executor (worker processes by default), like the evaluations of a search. A run
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from agents import SearchResult, best_record, leaders, make_agent
+from agents.results import reward_key
 from nas_gym.core.checks import check_int
 from nas_gym.experiments.config import SearchConfig, make_env
 from nas_gym.experiments.plots import plot_best_so_far
@@ -110,26 +113,30 @@ def summarise_run(
     :func:`optimum_of` the backend, for the regrets and ``found_optimum``.
     """
     history = result.history
+    objectives = config.env_kwargs.get("objectives")
     curve = [
         (float(record["cumulative_seconds"]), float(_reported(leader)))
         for record, leader in zip(history, leaders(history))
     ]
     best = best_record(history)
     test = None if best is None else best.get("test_accuracy")
-    # The table's optimum is the best accuracy, so a regret of the reward needs reward=accuracy.
-    plain_reward = config.env_kwargs.get("reward", "accuracy") == "accuracy"
+    # The table's optimum is the best accuracy, so a regret of the reward needs reward=accuracy
+    # (for a vector reward: accuracy as its first component, what reward_key compares).
+    plain_reward = config.env_kwargs.get("reward", "accuracy") == "accuracy" and (
+        not objectives or objectives[0] == "accuracy"
+    )
     row: dict[str, Any] = {
         "agent": config.agent,
         "seed": config.seed,
         "episodes": len(history),
-        "best_reward": None if best is None else best["reward"],
+        "best_reward": None if best is None else reward_key(best),
         "test_accuracy": test,
         "simulated_seconds": history[-1]["cumulative_seconds"] if history else 0.0,
         "wall_seconds": round(wall_seconds, 3),
         "best_arch": None if best is None else best["arch"],
         "regret_reward": None
         if best is None or "reward" not in optimum or not plain_reward
-        else optimum["reward"] - best["reward"],
+        else optimum["reward"] - reward_key(best),
         "regret_test": None
         if test is None or "test_accuracy" not in optimum
         else optimum["test_accuracy"] - test,
@@ -138,13 +145,15 @@ def summarise_run(
     if transfer is not None and best is not None:
         for dataset, value in transfer(best["arch"]).items():
             row[TRANSFER_PREFIX + dataset] = value
-    return RunResult(row=row, curve=curve)
+    # The fronts of a multi-objective comparison are measured once every run is in.
+    return RunResult(row=row, curve=curve, history=list(history) if objectives else [])
 
 
 def _reported(record: Mapping[str, Any]) -> float:
-    """What a best-so-far curve shows of ``record``: its test accuracy, else its reward."""
+    """What a best-so-far curve shows of ``record``: its test accuracy, else its reward (the
+    first component of a vector reward)."""
     test = record.get("test_accuracy")
-    return record["reward"] if test is None else test
+    return reward_key(record) if test is None else test
 
 
 def _failed_run(config: SearchConfig, attempts: int, error: str, seconds: float, **_: Any) -> RunResult:
@@ -219,15 +228,72 @@ def run_compare(
             on_death=_failed_run,
         )
     out.mkdir(parents=True, exist_ok=True)
+    objectives = (env_kwargs or {}).get("objectives")
+    fronts = _measure_fronts(env, dict(env_kwargs or {}), agents, results, out) if objectives else []
     write_results_csv(out / "results.csv", results)
-    (out / "summary.md").write_text(summary_markdown(env, agents, results, episodes, budget_seconds))
+    summary = summary_markdown(env, agents, results, episodes, budget_seconds)
+    (out / "summary.md").write_text(summary + "".join(line + "\n" for line in fronts))
     plot_best_so_far(out / "best_so_far.png", env, agents, results, budget_seconds)
     return results
 
 
+def _measure_fronts(
+    env: str, env_kwargs: dict[str, Any], agents: Sequence[str], results: Sequence[RunResult], out: Path
+) -> list[str]:
+    """Hypervolume and IGD of each run (added to its row), ``fronts.csv`` and ``hypervolume.png``;
+    returns the ``summary.md`` section (:mod:`nas_gym.experiments.fronts`)."""
+    import gymnasium as gym
+
+    from nas_gym.experiments.fronts import (
+        front_of,
+        fronts_markdown,
+        hypervolume_curve,
+        make_scale,
+        run_figures,
+        write_fronts_csv,
+    )
+    from nas_gym.experiments.plots import plot_hypervolume
+
+    objectives = list(env_kwargs["objectives"])
+    # A table whose reward depends on the evaluation seed (NAS-Bench-Macro picks one of three
+    # training runs per architecture by it) has an exact front per seed: each run is measured
+    # against the front of the rewards it saw.
+    per_seed = env_accepts(env, "eval_seed")
+
+    def scale_for(seed: int, histories: list[list[dict[str, Any]]]) -> Any:
+        table = gym.make(
+            env, disable_env_checker=True, **{**env_kwargs, **({"eval_seed": seed} if per_seed else {})}
+        )
+        try:
+            return make_scale(histories, table)
+        finally:
+            table.close()
+
+    first = scale_for(0, [r.history for r in results])
+    seeds = sorted({int(r.row["seed"]) for r in results})
+    scales = {s: scale_for(s, []) if first.exact and per_seed and s else first for s in seeds}
+    curves: list[list[tuple[float, float]]] = []
+    rows: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    for result in results:
+        scale = scales[int(result.row["seed"])]
+        result.row.update(run_figures(result.history, scale))
+        curves.append(hypervolume_curve(result.history, scale))
+        lead = {"agent": result.row["agent"], "seed": result.row["seed"]}
+        rows += [(lead, result.history[i]) for i in front_of(result.history)]
+    write_fronts_csv(out / "fronts.csv", objectives, rows)
+    labels = [r.row["agent"] for r in results]
+    plot_hypervolume(out / "hypervolume.png", env, agents, labels, curves, exact=first.exact)
+    return fronts_markdown(
+        agents, [r.row for r in results], first, objectives, per_seed=first.exact and per_seed
+    )
+
+
 def write_results_csv(path: Path, results: Sequence[RunResult]) -> None:
-    """One row per run; the transfer columns when the runs have them."""
+    """One row per run; the transfer columns and the fronts' columns when the runs have them."""
+    from nas_gym.experiments.fronts import FRONT_COLUMNS
+
     extra = sorted({k for r in results for k in r.row if k.startswith(TRANSFER_PREFIX)})
+    extra += [k for k in FRONT_COLUMNS if any(k in r.row for r in results)]
     columns = list(RESULT_COLUMNS) + extra
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns)

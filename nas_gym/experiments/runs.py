@@ -29,6 +29,10 @@ from nas_gym.experiments.folder import (
 )
 from nas_gym.parallel.spec import ExecutorSpec
 
+FRONT_CSV = "front.csv"
+"""With ``objectives``: the run's non-dominated architectures, ``arch`` and the raw metric of each
+objective (accuracy as a fraction, params as a count, flops as multiply-adds)."""
+
 
 def run_search(
     config: SearchConfig,
@@ -168,9 +172,22 @@ class _SetUpGuard(contextlib.AbstractContextManager["_SetUpGuard"]):
 def _write_fronts(
     folder: RunFolder, history: list[dict[str, Any]], config: SearchConfig, summary: dict[str, Any]
 ) -> None:
-    from nas_gym.experiments.plots import has_cost, plot_pareto
+    from nas_gym.experiments.plots import has_cost, plot_front, plot_pareto
 
-    if has_cost(history, "params"):
+    objectives = config.env_kwargs.get("objectives")
+    if objectives and len(objectives) > 1 and history:
+        # A vector reward: the front of all its objectives, as front.csv (raw metrics) and pareto.png.
+        from nas_gym.experiments.fronts import write_fronts_csv
+
+        front = plot_front(
+            history, str(folder.path / PARETO), objectives, title=f"{config.env}: {config.agent}"
+        )
+        summary["pareto_front"] = [history[i]["arch"] for i in front]
+        write_fronts_csv(folder.path / FRONT_CSV, objectives, [({}, history[i]) for i in front])
+        atomic_write(
+            folder.path / FRONT, json.dumps([history[i] for i in front], default=json_default).encode()
+        )
+    elif has_cost(history, "params"):
         front = plot_pareto(
             history, str(folder.path / PARETO), cost="params", title=f"{config.env}: {config.agent}"
         )

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from nas_gym.backends.tables.nb201 import NB201_FILE, NB201Evaluator, NB201Table, load_nb201_table
+from nas_gym.backends.tables.nb201_costs import network_cost
 from nas_gym.backends.tables.reader import TableError
 
 BEST_6111 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
@@ -37,7 +38,7 @@ def test_known_optima(data_dir: Path, nb201_rows, arch_index: int) -> None:
     assert metrics["test_accuracy"] == pytest.approx(0.9437, abs=5e-5)
     assert metrics["accuracy"] == pytest.approx(float(row["c10valid_valid_acc_12ep"]) / 100)
     assert metrics["arch_index"] == arch_index
-    assert metrics["params"] is None and metrics["flops"] is None
+    assert (metrics["params"], metrics["flops"]) == network_cost(row["arch_str"])
 
 
 def test_optimum_of_the_reward_and_of_the_test_accuracy(data_dir: Path, nb201_rows) -> None:

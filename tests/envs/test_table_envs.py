@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 
 import gymnasium as gym
+import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
@@ -44,7 +45,7 @@ def test_known_optima_through_an_episode(data_dir: Path, nb201_rows, arch_index:
     assert info["test_accuracy"] == pytest.approx(0.9437, abs=5e-5)
     assert reward == info["accuracy"] == pytest.approx(float(row["c10valid_valid_acc_12ep"]) / 100)
     assert info["arch_index"] == arch_index
-    assert info["status"] == "ok" and info["params"] is None and info["flops"] is None
+    assert info["status"] == "ok" and info["params"] > 0 and info["flops"] > 0
     assert info["cached"] is False
 
 
@@ -127,8 +128,8 @@ def test_mnas_objectives_in_the_table_envs(data_dir: Path) -> None:
     reward, info = run_episode(env, env.unwrapped.space.parse("22212220"))
     assert reward == pytest.approx(info["accuracy"] * (1_985_514 / 1e6) ** -0.07)
     env = gym.make("NASBench201-v0", data_dir=data_dir, reward="mnas-flops")
-    with pytest.raises(ValueError, match="does not report flops"):
-        run_episode(env, [3] * 6)
+    reward, info = run_episode(env, [3] * 6)
+    assert info["flops"] == 220_119_680 and reward == pytest.approx(info["accuracy"] * 4.4023936**-0.07)
 
 
 @pytest.mark.parametrize("env_id", ["NASBench201-v0", "NASBenchMacro-v0"])
@@ -139,3 +140,60 @@ def test_env_checkers_pass_without_warnings(data_dir: Path, env_id: str) -> None
         gym_check_env(env.unwrapped)
         sb3_check_env(env.unwrapped)
     assert [str(w.message) for w in caught] == []
+
+
+# ---------------------------------------------------------------------------------------- vector rewards
+@pytest.mark.parametrize("env_id", ["NASBench201-v0", "NASBenchMacro-v0"])
+def test_vector_rewards_in_mo_gymnasium_s_convention(data_dir: Path, env_id: str) -> None:
+    import mo_gymnasium
+
+    env = mo_gymnasium.make(env_id, data_dir=data_dir, objectives=("accuracy", "params"))
+    space = env.unwrapped.reward_space
+    assert isinstance(space, gym.spaces.Box) and space.shape == (2,) and space.high.tolist() == [1.0, 0.0]
+    env.reset(seed=0)
+    rewards = []
+    for action in env.unwrapped.space.sample(np.random.default_rng(0)):
+        _, reward, terminated, _, info = env.step(int(action))
+        assert isinstance(reward, np.ndarray) and reward.shape == (2,)
+        rewards.append(reward)
+    assert terminated and all(not r.any() for r in rewards[:-1])  # zeros until the last decision
+    assert rewards[-1].tolist() == pytest.approx([info["accuracy"], -info["params"] / 1e6])
+    assert all(space.contains(r.astype(np.float32)) for r in rewards)
+
+
+def test_reward_space_bounds_hold_every_cell(data_dir: Path) -> None:
+    env = NASBench201Env(data_dir=data_dir, objectives=("accuracy", "params", "flops"))
+    low = env.reward_space.low
+    # The largest network's costs, the bounds of the Box: NAS-Bench-201's 1.53 M params, 220 M FLOPs.
+    assert low[1:].tolist() == pytest.approx([-1.531546, -220.11968], abs=1e-5)
+    biggest = env.reward_of(env.evaluate((3,) * 6))
+    assert env.reward_space.contains(biggest.astype(np.float32))
+    assert NASBenchMacroEnv(data_dir=data_dir, objectives=("flops",)).reward_space.low[0] == -np.inf
+
+
+def test_linear_reward_wrapper_scalarises(data_dir: Path) -> None:
+    from mo_gymnasium.wrappers import LinearReward
+
+    weight = np.array([1.0, 0.1])
+    env = LinearReward(
+        gym.make(
+            "NASBench201-v0", data_dir=data_dir, objectives=("accuracy", "flops"), disable_env_checker=True
+        ),
+        weight=weight,
+    )
+    reward, info = run_episode(env, [3] * 6)
+    assert info["vector_reward"].tolist() == pytest.approx([info["accuracy"], -220.11968])
+    assert reward == pytest.approx(info["accuracy"] - 22.011968)
+    with pytest.raises(AssertionError, match="different shape"):
+        env.set_weight(np.ones(3))
+
+
+def test_single_objective_rewards_are_unchanged(data_dir: Path) -> None:
+    scalar = gym.make("NASBench201-v0", data_dir=data_dir)
+    assert not hasattr(scalar.unwrapped, "reward_space")
+    scalar.reset(seed=0)
+    for action in [3] * 6:
+        _, reward, _, _, info = scalar.step(action)
+    assert type(reward) is float and reward == info["accuracy"]
+    with pytest.raises(ValueError, match="expected either reward= or objectives=, got both"):
+        gym.make("NASBench201-v0", data_dir=data_dir, reward="mnas-params", objectives=("accuracy",))

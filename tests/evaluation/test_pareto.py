@@ -1,4 +1,5 @@
-"""The Pareto front of (accuracy, cost) pairs, against a brute-force front."""
+"""Pareto fronts against brute force: (accuracy, cost) pairs, non-domination, ranks and crowding,
+hypervolume (counted on a grid) and IGD."""
 
 from __future__ import annotations
 
@@ -8,7 +9,16 @@ import numpy as np
 import pytest
 
 from nas_gym.backends.tables.macro import load_macro_table
-from nas_gym.evaluation.pareto import pareto_front
+from nas_gym.evaluation.pareto import (
+    crowding_distance,
+    dominates,
+    hypervolume,
+    igd,
+    non_dominated,
+    non_dominated_ranks,
+    normalise,
+    pareto_front,
+)
 
 
 def brute_force_front(points: np.ndarray) -> set[int]:
@@ -54,3 +64,65 @@ def test_pareto_front_errors() -> None:
         pareto_front([0.1, 0.2, 0.3])
     with pytest.raises(ValueError, match="expected finite"):
         pareto_front([(0.1, float("nan"))])
+
+
+# ---------------------------------------------------------------------------------------- n objectives
+def brute_force_non_dominated(points: np.ndarray) -> list[int]:
+    return [
+        i
+        for i in range(len(points))
+        if not any(dominates(points[j], points[i]) for j in range(len(points)) if j != i)
+    ]
+
+
+def grid_volume(points: np.ndarray, reference: np.ndarray) -> float:
+    """Hypervolume of integer points by counting the unit cells some point dominates."""
+    axes = [np.arange(r, points[:, k].max()) + 0.5 for k, r in enumerate(reference)]
+    cells = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, len(reference))
+    covered = (cells[:, None, :] <= points[None, :, :]).all(axis=2).any(axis=1)
+    return float(covered.sum())
+
+
+@pytest.mark.parametrize("dims", [2, 3, 4])
+@pytest.mark.parametrize("seed", range(3))
+def test_non_dominated_and_hypervolume_against_brute_force(dims: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    # Few distinct values: ties in one objective and duplicates are common.
+    points = rng.integers(0, 7, size=(40, dims)).astype(float)
+    assert non_dominated(points) == brute_force_non_dominated(points)
+    reference = np.full(dims, -1.0)
+    assert hypervolume(points, reference) == pytest.approx(grid_volume(points, reference))
+    # Points below the reference in one objective are cut at it, not counted whole.
+    shifted = np.full(dims, 2.0)
+    assert hypervolume(points, shifted) == pytest.approx(grid_volume(np.maximum(points, 2.0), shifted))
+
+
+def test_hypervolume_examples_and_errors() -> None:
+    assert hypervolume([(1.0, 3.0), (2.0, 2.0), (3.0, 1.0)], (0.0, 0.0)) == 6.0
+    assert hypervolume([(1.0, 1.0, 1.0)], (0.0, 0.0, 0.0)) == 1.0
+    assert hypervolume([(0.5, -1.0)], (0.0, 0.0)) == 0.0 and hypervolume([], (0.0, 0.0)) == 0.0
+    with pytest.raises(ValueError, match=r"expected a finite reference point of 2 objectives"):
+        hypervolume([(1.0, 1.0)], (0.0, 0.0, 0.0))
+    with pytest.raises(ValueError, match="expected finite points, got infinity"):
+        hypervolume([(np.inf, 1.0)], (0.0, 0.0))
+    with pytest.raises(ValueError, match="expected points without NaN"):
+        non_dominated([(np.nan, 1.0)])
+
+
+def test_ranks_and_crowding() -> None:
+    points = np.array([(3.0, 1.0), (2.0, 2.0), (1.0, 3.0), (1.5, 1.5), (1.0, 1.0), (2.0, 2.0)])
+    assert non_dominated_ranks(points).tolist() == [0, 0, 0, 1, 2, 0]
+    distance = crowding_distance(points[:3])
+    assert np.isinf(distance[[0, 2]]).all() and distance[1] == pytest.approx(2.0)
+    assert np.isinf(crowding_distance(points[:2])).all()
+
+
+def test_normalise_and_igd() -> None:
+    front = np.array([(0.8, -1.0), (0.7, -0.5), (0.6, -0.1)])
+    scaled = normalise(front, ideal=front.max(0), nadir=front.min(0))
+    assert scaled[0].tolist() == pytest.approx([1.0, 0.0]) and scaled[2].tolist() == pytest.approx([0.0, 1.0])
+    assert igd(scaled, scaled) == 0.0
+    assert igd(scaled[:1], scaled) == pytest.approx((0 + np.hypot(0.5, 5 / 9) + np.sqrt(2)) / 3)
+    assert igd(np.empty((0, 2)), scaled) == np.inf
+    with pytest.raises(ValueError, match="expected points of 2 objectives"):
+        igd([(1.0, 2.0, 3.0)], scaled)

@@ -68,6 +68,26 @@ def test_envs_and_agents_are_listed(capsys) -> None:
         ),
         (["train", "--arch", "k3-relu-max", "--device", "cuda:99"], "for device='cuda:99'"),
         (
+            ["search", "--env", "NASCifar-v0", "--agent", "random", "--episodes", "1", "--device", "cuda:99"],
+            "for device='cuda:99'",
+        ),
+        (
+            [
+                "compare",
+                "--env",
+                "NASCifar-v0",
+                "--agents",
+                "random",
+                "--seeds",
+                "1",
+                "--episodes",
+                "1",
+                "--device",
+                "cuda:99",
+            ],
+            "for device='cuda:99'",
+        ),
+        (
             [
                 "compare",
                 "--env",
@@ -344,3 +364,56 @@ def test_train_writes_its_result(tmp_path: Path, cifar_dir: Path, monkeypatch) -
     (written,) = (tmp_path / "runs").glob("train-*/train.json")
     result = json.loads(written.read_text())
     assert result["arch"] == "k3-relu-max" and 0 <= result["test_accuracy"] <= 1
+
+
+# ---------------------------------------------------------------------------------------- GPUs
+def test_per_gpu_and_num_gpus_reach_the_executor_spec(tmp_path: Path, monkeypatch) -> None:
+    seen: list[ExecutorSpec] = []
+
+    def record(*args: Any, executor: ExecutorSpec, **kwargs: Any) -> Any:
+        seen.append(executor)
+        raise Stop
+
+    monkeypatch.setattr(runs, "run_search", record)
+    monkeypatch.setattr(compare, "run_compare", record)
+    out = ["--out", str(tmp_path / "x")]
+    for command in (SEARCH, COMPARE):
+        with pytest.raises(Stop):
+            main([*command, "--executor", "processes", "--per-gpu", "2", *out])
+    with pytest.raises(Stop):
+        main([*SEARCH, "--executor", "ray", "--per-gpu", "4", *out])
+    with pytest.raises(Stop):
+        main([*SEARCH, "--executor", "ray", *out])  # no --num-gpus: a GPU per task where there are GPUs
+    assert seen == [
+        ExecutorSpec("processes", per_gpu=2),
+        ExecutorSpec("processes", per_gpu=2),
+        ExecutorSpec("ray", per_gpu=4),
+        ExecutorSpec("ray", num_gpus=None),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--executor", "processes", "--per-gpu", "0"], "--per-gpu: expected a positive integer, got 0"),
+        (
+            ["--per-gpu", "2"],
+            "expected per_gpu only with executor 'processes' or 'ray', got per_gpu=2 with 'serial'",
+        ),
+        (
+            ["--executor", "processes", "--workers", "4", "--per-gpu", "2"],
+            "expected either workers or per_gpu (workers per GPU) with executor 'processes', got workers=4",
+        ),
+        (
+            ["--executor", "ray", "--num-gpus", "0.5", "--per-gpu", "2"],
+            "expected either num_gpus or per_gpu (num_gpus = 1 / per_gpu) with executor 'ray'",
+        ),
+    ],
+)
+def test_bad_gpu_options_exit_2_with_one_line(
+    tmp_path: Path, capsys, options: list[str], message: str
+) -> None:
+    assert main([*SEARCH, *options, "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and message in err, err
+    assert not (tmp_path / "x").exists()

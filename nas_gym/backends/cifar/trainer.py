@@ -22,7 +22,7 @@ import functools
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -41,6 +41,10 @@ versions are not reused. Version 3: CPU threads default to the cores; budgets ma
 network and the images."""
 
 BudgetLike = str | Mapping[str, Any] | Budget
+
+
+if TYPE_CHECKING:
+    from nas_gym.backends.cifar.zero_cost import ZeroCostEvaluator
 
 
 class CifarTrainer:
@@ -141,8 +145,21 @@ class CifarTrainer:
             f"speed=({self.speed_options.describe()})"
         )
 
-    def with_fidelity(self, budget: BudgetLike) -> CifarTrainer:
-        """This trainer with another budget: the fidelity of an episode."""
+    def with_fidelity(self, budget: BudgetLike) -> CifarTrainer | ZeroCostEvaluator:
+        """This trainer with another budget, or for a zero-cost proxy name the
+        :class:`~nas_gym.backends.cifar.zero_cost.ZeroCostEvaluator` of the same space, seed, device
+        and data: the fidelity of an episode."""
+        from nas_gym.backends.cifar.zero_cost import PROXIES, ZeroCostEvaluator
+
+        if isinstance(budget, str) and budget in PROXIES:
+            return ZeroCostEvaluator(
+                self.space,
+                proxy=budget,
+                device=self.device,
+                data_dir=self.data_dir,
+                download=self.download,
+                seed=self.seed,
+            )
         clone = copy.copy(self)  # settings only: a shallow copy is a new trainer
         clone._set_budget(budget)
         return clone

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from nas_gym.backends.tables.nb201_costs import COSTS_VERSION, cell_index, load_nb201_costs
 from nas_gym.backends.tables.reader import (
     Optimum,
     RowIndex,
@@ -185,7 +186,10 @@ class NB201Evaluator:
       c10valid_train_time_per_epoch_s + c10valid_valid_eval_time_s`` with ``E`` = 12 for ``"12ep"``
       and 200 for ``"200ep"``. The table only records CIFAR-10 times, so they stand for every
       dataset.
-    - ``params``, ``flops``: ``None`` (the table has neither).
+    - ``params``, ``flops``: the parameters and multiply-adds of the cell's network for ``dataset``
+      (10, 100 or 120 classes; 32x32 input, 16x16 for ImageNet16-120). The table has neither: they
+      are computed once from the project's own network and cached
+      (:mod:`~nas_gym.backends.tables.nb201_costs`).
     - ``arch_index``: the benchmark's index of the cell.
 
     All values are means over the benchmark's training seeds, so a lookup is deterministic. The
@@ -213,8 +217,9 @@ class NB201Evaluator:
         self.dataset = dataset
         self.metric = metric
         table = load_nb201_table(self.data_dir)
-        self.fingerprint = f"nasbench201-table:{dataset}:{metric}:{table.sha256[:16]}"
-        """Identity in the evaluation store: backend, dataset, metric and the table's checksum."""
+        self.fingerprint = f"nasbench201-table:{dataset}:{metric}:{table.sha256[:16]}:costs-v{COSTS_VERSION}"
+        """Identity in the evaluation store: backend, dataset, metric, the table's checksum and the
+        version of the cost computation."""
         self._bind(table)
 
     def _bind(self, table: NB201Table) -> None:
@@ -229,6 +234,10 @@ class NB201Evaluator:
         self._test_accuracy: list[float] = (columns[_NB201_TEST_COLUMNS[self.dataset]] / 100).tolist()
         self._seconds: list[float] = seconds.tolist()
         self._index: list[int] = columns["arch_index"].astype(np.int64).tolist()
+        costs = load_nb201_costs(self.dataset)
+        rows = cell_index(np.stack([columns[c] for c in NB201_OP_COLUMNS], axis=1).astype(np.int64))
+        self._params: list[int] = costs.params[rows].tolist()
+        self._flops: list[int] = costs.flops[rows].tolist()
 
     @property
     def fidelities(self) -> tuple[str, ...]:
@@ -263,8 +272,8 @@ class NB201Evaluator:
         return {
             "accuracy": self._accuracy[i],
             "test_accuracy": self._test_accuracy[i],
-            "params": None,
-            "flops": None,
+            "params": self._params[i],
+            "flops": self._flops[i],
             "train_seconds": self._seconds[i],
             "arch_index": self._index[i],
         }
@@ -289,6 +298,13 @@ class NB201Evaluator:
             for dataset, column in _NB201_TEST_COLUMNS.items()
         }
 
+    def metric_range(self, key: str) -> tuple[float, float] | None:
+        """The smallest and largest value of ``key`` (``"accuracy"``, ``"params"`` or ``"flops"``) over
+        the table's cells, what bounds a vector reward (``objectives=``); ``None`` for other keys."""
+        self.table  # noqa: B018 - binds the columns of a copy that was unpickled
+        values = {"accuracy": self._accuracy, "params": self._params, "flops": self._flops}.get(key)
+        return None if values is None else (float(min(values)), float(max(values)))
+
     def best(self, key: str = "test_accuracy") -> Optimum:
         """The table's best architecture for ``key`` (``"accuracy"``, the reward, or
         ``"test_accuracy"``) and its value, for this dataset and metric."""
@@ -300,7 +316,7 @@ class NB201Evaluator:
     def __getstate__(self) -> dict[str, Any]:
         # The table stays behind: the receiving process loads (or already has) its own copy.
         state = self.__dict__.copy()
-        for name in ("_table", "_accuracy", "_test_accuracy", "_seconds", "_index"):
+        for name in ("_table", "_accuracy", "_test_accuracy", "_seconds", "_index", "_params", "_flops"):
             state.pop(name, None)
         return state
 
